@@ -1,0 +1,184 @@
+"""One typed configuration, read from defaults < TOML file < environment < CLI flags.
+
+Environment variables use the ``REASONRAG_`` prefix and ``__`` between levels, e.g.
+``REASONRAG_LLM__BACKEND=openai`` or ``REASONRAG_RETRIEVAL__RERANK=llm``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from platformdirs import user_cache_dir
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "REASONRAG_CONFIG"
+"""Path of a TOML config file, when none is passed explicitly."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMConfig(_Section):
+    backend: Literal["local", "openai", "anthropic"] = "local"
+    model: str = "smollm2"
+    """``smollm2`` is the embedded SmolLM2-135M-Instruct GGUF; otherwise a local HF folder,
+    a ``.gguf`` path, or the model name a remote server knows."""
+    base_url: str | None = None
+    """OpenAI-compatible server root, e.g. ``http://localhost:8000/v1`` for vLLM."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY)."""
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    batch_size: int = Field(8, ge=1)
+    """Prompts per forward batch for the local backend."""
+    concurrency: int = Field(8, ge=1)
+    """Requests in flight for remote backends."""
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    cache: bool = True
+    """Keep every response in the SQLite cache so re-runs and resumed jobs cost nothing."""
+
+
+class EmbedConfig(_Section):
+    backend: Literal["sentence-transformers", "openai"] = "sentence-transformers"
+    model: str = "all-MiniLM-L6-v2"
+    """``all-MiniLM-L6-v2`` is the embedded model; otherwise a sentence-transformers folder
+    or the model name an OpenAI-compatible embeddings endpoint knows."""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+
+
+class ChunkConfig(_Section):
+    max_tokens: int = Field(200, ge=16)
+    overlap_tokens: int = Field(32, ge=0)
+
+
+class ContextConfig(_Section):
+    mode: Literal["llm", "title", "none"] = "title"
+    llm: LLMConfig | None = None
+    """Generator that writes contexts; defaults to the answering ``llm``."""
+    max_tokens: int = Field(96, ge=8)
+    window_tokens: int = Field(1200, ge=64)
+    """Documents longer than this are shown to the contextualizer as a window around the chunk."""
+    batch_size: int = Field(16, ge=1)
+    """Chunks per generate call; the cache is written after each call, so a killed run
+    loses at most one batch."""
+
+
+class RetrievalConfig(_Section):
+    dense_k: int = Field(50, ge=1)
+    sparse_k: int = Field(50, ge=1)
+    fusion: Literal["rrf", "weighted", "dense", "sparse"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """Weight of the dense scores in weighted fusion; sparse gets ``1 - dense_weight``."""
+    rerank: Literal["none", "llm", "cross-encoder"] = "none"
+    rerank_top: int = Field(20, ge=1)
+    cross_encoder_model: str | None = None
+    hnsw_threshold: int = Field(50_000, ge=1)
+    """Exact inner-product search below this many chunks, HNSW at or above it."""
+
+
+class AgentConfig(_Section):
+    method: Literal["tao", "rag", "rare", "closed"] = "tao"
+    max_steps: int = Field(8, ge=1)
+    """Tmax: Thought-Action-Observation steps before the agent is asked for a final answer."""
+    top_k: int = Field(5, ge=1)
+    """Snippets shown per search observation (and retrieved by single-pass baselines)."""
+    actions: tuple[str, ...] = ("search", "finish")
+    """Actions the TAO agent may use: any of search, finish, verify, calculate, rethink."""
+    max_tokens: int = Field(192, ge=8)
+    """Tokens per generated step."""
+    snippet_chars: int = Field(600, ge=50)
+    index_dir: Path | None = None
+    """Index the agent searches when none is passed to ``Agent.from_config``."""
+
+
+def default_cache_dir() -> Path:
+    return Path(user_cache_dir("reasonrag"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REASONRAG_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    llm: LLMConfig = LLMConfig()
+    embed: EmbedConfig = EmbedConfig()
+    chunk: ChunkConfig = ChunkConfig()
+    context: ContextConfig = ContextConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    agent: AgentConfig = AgentConfig()
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    """Response cache, embedding cache and converted model copies."""
+
+    @property
+    def context_llm(self) -> LLMConfig:
+        return self.context.llm or self.llm
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the file and field."""
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from a TOML file (``path`` or ``$REASONRAG_CONFIG``), the
+    environment and ``overrides`` (nested dicts, e.g. ``llm={"backend": "openai"}``).
+
+    Overrides win over the environment, which wins over the file.
+    """
+    from pydantic import ValidationError
+
+    chosen = path if path is not None else os.environ.get(CONFIG_ENV)
+    toml_path = Path(chosen) if chosen else None
+    if toml_path is not None and not toml_path.is_file():
+        raise ConfigError(f"config file not found: {toml_path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_path)
+
+    try:
+        return _FromFile(**_drop_none(overrides))
+    except ValidationError as exc:
+        where = f" in {toml_path}" if toml_path else ""
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration{where}: {fields}") from exc
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError(f"cannot read config {toml_path}: {exc}") from exc
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """CLI flags left unset arrive as None and must not mask the file or environment."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,76 @@
+"""Records and the protocol every text generator implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn. ``cache`` marks a stable prefix (e.g. a whole document) that
+    backends with prompt caching (Anthropic) should cache across requests."""
+
+    role: Role
+    content: str
+    cache: bool = False
+
+
+Prompt = str | Sequence[Message]
+"""A bare string is a single user message."""
+
+
+def as_messages(prompt: Prompt) -> tuple[Message, ...]:
+    if isinstance(prompt, str):
+        return (Message("user", prompt),)
+    return tuple(prompt)
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: int = 0
+    """How many top alternatives to return per generated token; 0 returns none."""
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    """"stop" (end of turn or a stop string) or "length" (max_tokens reached)."""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    cached: bool = False
+    latency_s: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that turns a batch of prompts into completions."""
+
+    @property
+    def name(self) -> str:
+        """Stable identity (backend and model) used in cache keys and index manifests."""
+        ...
+
+    def generate(self, prompts: Sequence[Prompt], params: GenParams) -> list[Completion]: ...
+
+
+class GenerationError(RuntimeError):
+    """A backend failed after its retries; the message names the backend and cause."""
