@@ -1,0 +1,222 @@
+"""Chunking: exact offsets, token budgets, heading paths, and overlap only at splits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonrag.ingest import (
+    Chunk,
+    Document,
+    chunk_document,
+    chunk_documents,
+    headings,
+    whitespace_token_count,
+)
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def quarter_chars(text: str) -> int:
+    return len(text) // 4
+
+
+BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def chunk(text: str, max_tokens: int, overlap: int = 0, count=words) -> list[Chunk]:
+    doc = Document(id="doc", title="Doc", text=text, source="doc.md")
+    return chunk_document(doc, max_tokens=max_tokens, overlap_tokens=overlap, count_tokens=count)
+
+
+def overlaps(chunks: list[Chunk]) -> list[str]:
+    return [b.text[: a.end - b.start] for a, b in pairwise(chunks) if b.start < a.end]
+
+
+def check_invariants(
+    text: str, chunks: list[Chunk], max_tokens: int, count: Callable[[str], int]
+) -> None:
+    assert [c.id for c in chunks] == [f"doc#{i}" for i in range(len(chunks))]
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    covered = [False] * len(text)
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert c.text and c.text == c.text.strip()
+        assert count(c.text) <= max_tokens or len(c.text.split()) == 1, c.text
+        assert (c.doc_id, c.title, c.source) == ("doc", "Doc", "doc.md")
+        covered[c.start : c.end] = [True] * (c.end - c.start)
+    assert all(covered[i] for i, char in enumerate(text) if not char.isspace())
+    for a, b in pairwise(chunks):
+        assert a.start < b.start and a.end < b.end
+        if b.start < a.end:  # overlap only where a paragraph was split
+            assert not BLANK_LINE.search(text[b.start : a.end])
+            assert not BLANK_LINE.match(text, a.end)
+
+
+WORD = st.text(alphabet="abcdefghij", min_size=1, max_size=8)
+SENTENCE = st.builds(
+    lambda ws, end: " ".join(ws) + end,
+    st.lists(WORD, min_size=1, max_size=14),
+    st.sampled_from([".", "!", "?", ".)", ""]),
+)
+PARAGRAPH = st.builds(
+    lambda ss, sep: sep.join(ss),
+    st.lists(SENTENCE, min_size=1, max_size=6),
+    st.sampled_from([" ", "\n"]),
+)
+HEADING = st.builds(
+    lambda level, ws: "#" * level + " " + " ".join(ws),
+    st.integers(1, 4),
+    st.lists(WORD, min_size=1, max_size=4),
+)
+FENCE = st.builds(lambda body: f"```\n# {body}\n```", WORD)
+STRUCTURED = st.builds(
+    lambda blocks, sep: sep.join(blocks),
+    st.lists(st.one_of(PARAGRAPH, PARAGRAPH, HEADING, FENCE), min_size=1, max_size=10),
+    st.sampled_from(["\n\n", "\n\n\n", "\n \n"]),
+)
+RAW = st.text(alphabet="ab .!?#`\n\t", max_size=200)
+COUNTERS = st.sampled_from([words, whitespace_token_count, quarter_chars])
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.one_of(STRUCTURED, RAW), max_tokens=st.integers(1, 40), data=st.data())
+def test_invariants_hold_on_generated_text(text: str, max_tokens: int, data: st.DataObject):
+    count = data.draw(COUNTERS)
+    overlap = data.draw(st.integers(0, max_tokens - 1))
+    chunks = chunk(text, max_tokens, overlap, count)
+    check_invariants(text, chunks, max_tokens, count)
+    assert chunks == chunk(text, max_tokens, overlap, count)
+    if not text.strip():
+        assert chunks == []
+
+
+def test_short_document_is_one_chunk_equal_to_the_text():
+    text = "# Guide\n\nInstall it.\n\n## Use\n\nRun it daily."
+    (only,) = chunk(text, max_tokens=50, overlap=10)
+    assert (only.text, only.start, only.end, only.id) == (text, 0, len(text), "doc#0")
+    assert only.headings == ("Guide",)
+
+
+def test_whole_paragraphs_are_packed_without_overlap():
+    paragraphs = [f"Paragraph {i} has words." for i in range(6)]  # 4 words each
+    chunks = chunk("\n\n".join(paragraphs), max_tokens=9, overlap=3)
+    assert [c.text for c in chunks] == ["\n\n".join(paragraphs[i : i + 2]) for i in (0, 2, 4)]
+    assert overlaps(chunks) == []
+
+
+def test_long_paragraph_splits_at_sentences_with_overlap():
+    text = " ".join(f"Sentence number {i} here." for i in range(10))  # 4 words each
+    chunks = chunk(text, max_tokens=10, overlap=3)
+    check_invariants(text, chunks, 10, words)
+    assert len(chunks) > 4
+    assert all(c.text.endswith(".") for c in chunks)  # the overlap never forces a mid-sentence cut
+    shared = overlaps(chunks)
+    assert len(shared) == len(chunks) - 1
+    assert all(1 <= words(s) <= 3 for s in shared)
+
+
+def test_splitting_without_overlap_budget_has_no_overlap():
+    text = " ".join(f"Sentence number {i} here." for i in range(10))
+    chunks = chunk(text, max_tokens=10, overlap=0)
+    assert [c.text for c in chunks] == [
+        " ".join(f"Sentence number {i} here." for i in (j, j + 1)) for j in range(0, 10, 2)
+    ]
+
+
+def test_a_sentence_longer_than_the_budget_splits_at_words():
+    text = " ".join(f"w{i}" for i in range(25))
+    chunks = chunk(text, max_tokens=10)
+    assert [words(c.text) for c in chunks] == [10, 10, 5]
+    assert chunks[1].text.startswith("w10 ")
+
+
+def test_a_word_longer_than_the_budget_is_its_own_chunk():
+    text = "tiny " + "x" * 40 + " tail"
+    chunks = chunk(text, max_tokens=3, count=quarter_chars)
+    assert [c.text for c in chunks] == ["tiny", "x" * 40, "tail"]
+
+
+def test_heading_paths():
+    text = "\n\n".join(
+        [
+            "Preface text.",
+            "# A",
+            "a text.",
+            "## A1",
+            "a1 text.",
+            "### A1x",
+            "deep.",
+            "## A2",
+            "a2 text.",
+            "# B",
+            "b text.",
+        ]
+    )
+    chunks = chunk(text, max_tokens=5)
+    assert [(c.text.split("\n")[0], c.headings) for c in chunks] == [
+        ("Preface text.", ()),
+        ("# A", ("A",)),
+        ("## A1", ("A", "A1")),
+        ("### A1x", ("A", "A1", "A1x")),
+        ("## A2", ("A", "A2")),
+        ("# B", ("B",)),
+    ]
+
+
+def test_continuation_chunks_keep_the_heading_path():
+    text = "# Top\n\n## Sub\n\n" + " ".join(f"Fact {i} stated." for i in range(12))
+    chunks = chunk(text, max_tokens=12, overlap=2)
+    assert chunks[0].text.startswith("# Top\n\n## Sub\n\nFact 0")
+    assert {c.headings for c in chunks} == {("Top", "Sub")}
+
+
+def test_section_that_fits_starts_a_fresh_chunk():
+    head = "Zero one two.\n\n# H\n\nAlpha beta."
+    small = chunk(head + "\n\nGamma delta epsilon.", max_tokens=8)
+    assert [c.text for c in small] == [
+        "Zero one two.",
+        "# H\n\nAlpha beta.\n\nGamma delta epsilon.",
+    ]
+    assert small[1].headings == ("H",)
+    # A section too big for one chunk gains nothing from moving the break: pack greedily.
+    big = chunk(head + "\n\nGamma delta epsilon zeta eta theta.", max_tokens=8)
+    assert [c.text for c in big] == [head, "Gamma delta epsilon zeta eta theta."]
+
+
+def test_hash_lines_in_code_fences_are_not_headings():
+    text = "# Real\n\n```bash\n# install\npip install x\n```\n\n~~~\n## still code\n~~~\n\n## Next"
+    assert headings(text) == [(1, "Real"), (2, "Next")]
+    assert headings("## Closed ##\n\n#NoSpace\n\n####### seven") == [(2, "Closed")]
+    (only,) = chunk(text, max_tokens=100)
+    assert only.headings == ("Real",)
+
+
+def test_chunk_documents_keeps_each_documents_ids():
+    docs = [Document(id=f"d{i}", title=f"T{i}", text="One. Two. Three.") for i in range(2)]
+    chunks = chunk_documents(docs, max_tokens=2, overlap_tokens=0, count_tokens=words)
+    assert [(c.id, c.title, c.text) for c in chunks] == [
+        (f"d{i}#{j}", f"T{i}", text)
+        for i in range(2)
+        for j, text in enumerate(["One. Two.", "Three."])
+    ]
+
+
+def test_invalid_budgets_are_rejected():
+    with pytest.raises(ValueError, match="max_tokens"):
+        chunk("text", max_tokens=0)
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        chunk("text", max_tokens=10, overlap=10)
+
+
+def test_whitespace_token_count():
+    assert whitespace_token_count("") == 0
+    assert whitespace_token_count("one two three") == 4
+    assert whitespace_token_count(" ".join(["w"] * 10)) == 13
