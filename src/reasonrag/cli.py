@@ -179,6 +179,58 @@ def _print_hits(query: str, hits: list[Any]) -> None:
 
 
 @app.command()
+def ask(
+    index_dir: Annotated[Path | None, typer.Argument(help="Index folder (not needed for closed).")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    method: Annotated[
+        str | None, typer.Option(help="tao (agent), rag, rare or closed (no retrieval).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Tmax for the TAO agent.")] = None,
+    actions: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated TAO actions: search,finish,verify,calculate,rethink."),
+    ] = None,
+    trace: Annotated[bool, typer.Option(help="Show every step's hits, not only the answer.")] = True,
+    save_trace: Annotated[
+        Path | None, typer.Option(help="Append the answer with its trace to this JSONL file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer record as JSON.")] = False,
+    backend: Backend = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    config: ConfigOption = None,
+) -> None:
+    """Answer a question with its citations; the reasoning trace is drawn as it happens."""
+    from reasonrag.reason import Agent, save_traces
+
+    agent_cfg: dict[str, Any] = {"method": method, "max_steps": max_steps, "index_dir": index_dir}
+    if actions:
+        agent_cfg["actions"] = tuple(a.strip() for a in actions.split(",") if a.strip())
+    settings = _settings(config, llm=_llm(backend, model, base_url), agent=agent_cfg)
+    with _errors():
+        agent = Agent.from_config(settings)
+        answer = _ask_live(agent, question, trace) if not as_json else agent.ask(question)
+    if save_trace:
+        save_traces(save_trace, [answer])
+    if as_json:
+        typer.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    if answer.status == "failed":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _ask_live(agent: Any, question: str, show_hits: bool) -> Any:
+    from rich.live import Live
+
+    from reasonrag.reason.render import TraceView
+
+    view = TraceView(question, max_hits=5 if show_hits else 0)
+    with Live(view, console=out, refresh_per_second=8):
+        answer = agent.ask(question, on_step=view)
+        view.finish(answer)
+    return answer
+
+
+@app.command()
 def remove(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to delete.")],
@@ -201,12 +253,19 @@ def demo(
     questions: Annotated[int, typer.Option(help="Demo questions to search for.")] = 4,
     config: ConfigOption = None,
 ) -> None:
-    """Index the bundled demo corpus and search it with some of its questions."""
+    """Index the bundled demo corpus, search it with some of its questions, and answer one
+    multi-hop question with the TAO agent."""
     from reasonrag.demo import run_demo
 
     settings = _settings(config, context={"mode": context})
     with _errors():
-        run_demo(settings, out_dir or default_cache_dir() / "demo-index", questions, _print_hits)
+        run_demo(
+            settings,
+            out_dir or default_cache_dir() / "demo-index",
+            questions,
+            _print_hits,
+            lambda agent, question: _ask_live(agent, question, show_hits=True),
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,12 @@ def run_demo(
     out_dir: Path,
     n_questions: int,
     show_hits: Callable[[str, list[Any]], None],
+    ask: Callable[[Any, str], Any],
 ) -> None:
+    """Index the demo corpus, search it with a few questions, then let the TAO agent
+    answer one of them; ``ask(agent, question)`` draws the live trace."""
     from reasonrag.index import Index
+    from reasonrag.reason import Agent
 
     started = time.perf_counter()
     console.rule("[bold]reasonrag demo: indexing the invented-world corpus")
@@ -50,3 +54,12 @@ def run_demo(
         gold = set(question["supporting_docs"])
         found = sorted({h.doc_id for h in hits} & gold)
         console.print(f"  supporting documents in top 5: {len(found)}/{len(gold)} {found}\n")
+    question = demo_questions()[0]
+    console.rule("[bold]the TAO agent answers a multi-hop question")
+    agent = Agent.from_config(settings, retriever=index)
+    answer = ask(agent, question["question"])
+    console.print(
+        f"gold answer: [bold]{question['answers'][0]}[/]   agent: [bold]{answer.answer}[/] "
+        f"({answer.status}, {answer.usage.steps} steps)"
+    )
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s")

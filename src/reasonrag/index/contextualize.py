@@ -82,6 +82,8 @@ class LLMContextualizer:
         self._params = GenParams(max_tokens=max_tokens, temperature=0.0)
         self._window_tokens = window_tokens
         self._batch_size = batch_size
+        self.reused = 0
+        """Contexts that came from the response cache rather than the model."""
 
     def contexts(
         self,
@@ -96,6 +98,7 @@ class LLMContextualizer:
             prompts = [context_prompt(documents[c.doc_id], c, self._window_tokens) for c in batch]
             completions = self._generator.generate(prompts, self._params)
             out.extend(clean_context(c.text) for c in completions)
+            self.reused += sum(c.cached for c in completions)
             if on_progress:
                 on_progress(len(batch))
         return out

