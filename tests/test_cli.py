@@ -26,7 +26,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("command", [[], ["index"], ["search"], ["demo"], ["remove"]])
+@pytest.mark.parametrize("command", [[], ["index"], ["search"], ["ask"], ["demo"], ["remove"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
@@ -119,3 +119,18 @@ def test_killed_index_run_resumes_without_recomputing(tmp_path: Path) -> None:
     squashed = " ".join((again.stdout + again.stderr).split())
     assert "contexts: 12 reused from cache, 0 written" in squashed
     assert "embeddings: 12 reused from cache, 0 computed" in squashed
+
+
+def test_ask_prints_the_record_and_draws_the_trace(tmp_path: Path) -> None:
+    model = build_tiny_llama(tmp_path / "tiny")
+    env = _env(tmp_path) | {"REASONRAG_AGENT__MAX_TOKENS": "12"}
+    base = ["ask", str(tmp_path), "Where is the fox?", "--method", "closed"]
+    base += ["--backend", "local", "--model", str(model)]
+    result = runner.invoke(app, [*base, "--json"], env=env)
+    assert result.exit_code in (0, 1), result.output
+    record = json.loads(result.stdout)
+    assert record["status"] in {"finished", "failed"}
+    assert record["usage"]["steps"] >= 1
+    drawn = runner.invoke(app, base, env=env)
+    assert "Question: Where is the fox?" in drawn.output
+    assert "Answer:" in drawn.output

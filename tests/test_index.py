@@ -57,7 +57,7 @@ def test_sparse_ignores_chunks_without_matching_terms(
     corpus_dir: Path, settings: Settings, hash_embedder: HashEmbedder, tmp_path: Path
 ) -> None:
     index = _build(corpus_dir, settings, tmp_path / "idx", hash_embedder)
-    scores, rows = index.sparse.search(["zzzz qqqq"], 5)
+    _scores, rows = index.sparse.search(["zzzz qqqq"], 5)
     assert (rows == -1).all()
 
 
@@ -97,7 +97,7 @@ def test_opening_with_another_embedder_is_refused(
 def test_not_an_index_and_empty_input_are_clear_errors(
     settings: Settings, hash_embedder: HashEmbedder, tmp_path: Path
 ) -> None:
-    with pytest.raises(IndexFormatError, match="manifest.json is missing"):
+    with pytest.raises(IndexFormatError, match=r"manifest\.json is missing"):
         Index.open(tmp_path, settings, embedder=hash_embedder)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(IndexFormatError, match="not a valid manifest"):

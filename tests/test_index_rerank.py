@@ -47,7 +47,7 @@ def test_llm_reranker_reorders_in_one_batch_with_logprobs() -> None:
     hits = [_hit(0, "barley and mills"), _hit(1, "smoked eel trade"), _hit(2, "salt")]
     judge = KeywordJudge()
     reranked = LLMReranker(judge).rerank("what is traded?", hits)
-    assert [h.doc_id for h in reranked][0] == "d1"
+    assert next(h.doc_id for h in reranked) == "d1"
     assert reranked[0].stage_scores["rerank"] == pytest.approx(0.9)
     assert [h.rank for h in reranked] == [0, 1, 2]
     assert len(judge.calls) == 1 and judge.calls[0][0] == 3

@@ -136,9 +136,7 @@ def search(
     rerank: Annotated[
         str | None, typer.Option(help="Rerank the top hits: none, llm or cross-encoder.")
     ] = None,
-    fusion: Annotated[
-        str | None, typer.Option(help="rrf, weighted, dense or sparse.")
-    ] = None,
+    fusion: Annotated[str | None, typer.Option(help="rrf, weighted, dense or sparse.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     backend: Backend = None,
     model: Model = None,
@@ -190,11 +188,15 @@ def ask(
         str | None,
         typer.Option(help="Comma-separated TAO actions: search,finish,verify,calculate,rethink."),
     ] = None,
-    trace: Annotated[bool, typer.Option(help="Show every step's hits, not only the answer.")] = True,
+    trace: Annotated[
+        bool, typer.Option(help="Show every step's hits, not only the answer.")
+    ] = True,
     save_trace: Annotated[
         Path | None, typer.Option(help="Append the answer with its trace to this JSONL file.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the answer record as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer record as JSON.")
+    ] = False,
     backend: Backend = None,
     model: Model = None,
     base_url: BaseUrl = None,

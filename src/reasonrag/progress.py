@@ -36,3 +36,16 @@ def progress_task(description: str, total: int, *, enabled: bool = True) -> Iter
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def quiet_model_loading() -> None:
+    """Keep model loading offline and free of transformers' own progress bars.
+
+    reasonrag only loads local files, so a hub lookup could only be a misconfiguration;
+    offline mode turns it into an immediate error instead of a network wait."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

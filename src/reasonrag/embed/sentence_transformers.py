@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from reasonrag.embed.base import Vectors
+from reasonrag.progress import quiet_model_loading
 
 EMBEDDED_MODEL = "all-MiniLM-L6-v2"
 
@@ -40,6 +41,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, model: str = EMBEDDED_MODEL, *, device: str = "cpu", batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
 
+        quiet_model_loading()
         path = resolve_model(model)
         self._model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._batch_size = batch_size

