@@ -1,16 +1,9 @@
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import HashEmbedder
-from reasonrag.config import Settings
-from reasonrag.eval.datasets import LoadIssue
-
-# The benchmark scripts live outside the package, next to each other.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 from contextual_format import (
     DatasetError,
     GoldQuery,
@@ -21,6 +14,9 @@ from contextual_format import (
     load_retrieval_set,
     write_contextual,
 )
+from make_demo_contextual import convert
+from reasonrag.config import Settings
+from reasonrag.eval.datasets import LoadIssue
 from retrieval_pass_at_k import (
     pipelines_for,
     render_table,
@@ -205,3 +201,29 @@ def test_unknown_mode_is_rejected() -> None:
         pipelines_for(["fast"], rerank=False)
     names = [p.name for p in pipelines_for(["hybrid"], rerank=True)]
     assert names == ["hybrid", "hybrid+rerank"]
+
+
+def _demo_folder(folder: Path, paragraph: int) -> Path:
+    folder.mkdir()
+    docs = [{"id": "d1", "title": "Tessaly Mill", "text": "\n\n".join(MILL)}]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
+    hop = {"question": "Who designed the wheel?", "answer": "Oda", "doc_id": "d1"}
+    questions = [
+        {"decomposition": [hop | {"paragraph": 2}, {"question": "Sum?", "answer": "3"}]},
+        {"decomposition": [hop | {"paragraph": paragraph}]},
+    ]
+    (folder / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    return folder
+
+
+def test_demo_conversion_uses_paragraphs_and_merges_repeated_hops(tmp_path: Path) -> None:
+    assert convert(_demo_folder(tmp_path / "demo", 1), tmp_path / "out") == (1, 3, 1)
+    data = load_contextual(tmp_path / "out")
+    assert [c.text for c in data.chunks] == list(MILL)
+    assert data.documents[0].title == "Tessaly Mill"
+    # one query for the repeated sub-question, golden in both; the doc-less hop is dropped
+    assert [(q.text, q.golden) for q in data.queries] == [
+        ("Who designed the wheel?", ["d1#2", "d1#1"])
+    ]
+    with pytest.raises(ValueError, match=r"questions\.jsonl:2: decomposition\.0\.paragraph"):
+        convert(_demo_folder(tmp_path / "bad", 3), tmp_path / "out2")

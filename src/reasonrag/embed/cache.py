@@ -84,7 +84,9 @@ class CachedEmbedder:
         return found
 
     def _store(self, items: list[tuple[str, Vectors]]) -> None:
-        with self._lock:
+        # One transaction per batch: in autocommit mode every row would be its own fsync.
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
                 [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],

@@ -146,7 +146,7 @@ def run(
         except ValueError as exc:  # bad dataset records, sample size, metrics input
             _fail(str(exc))
         summary = write_report(run_dir)
-    out.print(markdown_table([summary]))
+    typer.echo(markdown_table([summary]))  # plain: rich would wrap the long rows
     out.print(
         f"{result.new} questions answered now, {len(result.predictions) - result.new} resumed; "
         f"{result.seconds:.1f} s -> {run_dir}"
@@ -169,7 +169,7 @@ def report(
         except ValueError as exc:
             _fail(str(exc))
     table = markdown_table(summaries)
-    out.print(table)
+    typer.echo(table)
     if out_dir is not None:
         from reasonrag.files import atomic_write_text
 

@@ -122,7 +122,7 @@ class _BadRecord(ValueError):
     """A record that parses but is inconsistent (e.g. a reference to a missing paragraph)."""
 
 
-def _describe(exc: ValueError) -> str:
+def describe_error(exc: ValueError) -> str:
     if not isinstance(exc, ValidationError):
         return str(exc)
     parts = [
@@ -136,7 +136,7 @@ def _describe(exc: ValueError) -> str:
 
 
 @dataclass(frozen=True)
-class _Record:
+class RawRecord:
     location: str
     number: int
     """Line number (JSONL) or array index (JSON array)."""
@@ -149,7 +149,7 @@ def _read_text(source: Traversable, name: str) -> str:
     return source.read_text(encoding="utf-8-sig")
 
 
-def _records(source: Traversable, name: str, report: OnError) -> Iterator[_Record]:
+def read_records(source: Traversable, name: str, report: OnError) -> Iterator[RawRecord]:
     """Parsed values of a JSON array file or of a file with one JSON value per line."""
     text = _read_text(source, name)
     if text.lstrip().startswith("["):
@@ -159,7 +159,7 @@ def _records(source: Traversable, name: str, report: OnError) -> Iterator[_Recor
             # One broken array cannot be resynchronised item by item.
             raise ValueError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
         for index, item in enumerate(items):
-            yield _Record(f"{name}[{index}]", index, item)
+            yield RawRecord(f"{name}[{index}]", index, item)
         return
     # Not splitlines(): it also splits on U+2028, which JSON allows inside strings.
     for number, line in enumerate(text.split("\n"), 1):
@@ -167,7 +167,7 @@ def _records(source: Traversable, name: str, report: OnError) -> Iterator[_Recor
             continue
         location = f"{name}:{number}"
         try:
-            yield _Record(location, number, json.loads(line))
+            yield RawRecord(location, number, json.loads(line))
         except json.JSONDecodeError as exc:
             report(LoadIssue(location, f"invalid JSON: {exc.msg} (column {exc.colno})"))
 
@@ -264,11 +264,11 @@ def _from_context(row: _HotpotRow, dataset: str, **kw: Any) -> QAExample:
     )
 
 
-def _hotpot_example(row: _HotpotRow, _: _Record) -> QAExample:
+def _hotpot_example(row: _HotpotRow, _: RawRecord) -> QAExample:
     return _from_context(row, "hotpotqa", metadata=row.extras())
 
 
-def _2wiki_example(row: _TwoWikiRow, _: _Record) -> QAExample:
+def _2wiki_example(row: _TwoWikiRow, _: RawRecord) -> QAExample:
     titles = {title for title, _ in row.supporting_facts}
     hops = tuple(
         Hop(f"{subj} >> {rel}", obj, subj if subj in titles else None)
@@ -303,7 +303,7 @@ class _MusiqueRow(_Row):
     question_decomposition: LiteralList[_MusiqueHop] = []
 
 
-def _musique_example(row: _MusiqueRow, _: _Record) -> QAExample:
+def _musique_example(row: _MusiqueRow, _: RawRecord) -> QAExample:
     by_idx = {p.idx: p for p in row.paragraphs}
     hops = []
     for i, hop in enumerate(row.question_decomposition):
@@ -344,8 +344,8 @@ class _FlashRagRow(_Row):
     metadata: dict[str, Any] = {}
 
 
-def _flashrag_converter(dataset: str) -> Callable[[_FlashRagRow, _Record], QAExample]:
-    def convert(row: _FlashRagRow, record: _Record) -> QAExample:
+def _flashrag_converter(dataset: str) -> Callable[[_FlashRagRow, RawRecord], QAExample]:
+    def convert(row: _FlashRagRow, record: RawRecord) -> QAExample:
         return QAExample(
             # NQ-open has no ids; the line number is stable for a given file.
             id=row.id or f"{dataset}-{record.number}",
@@ -387,13 +387,13 @@ class _DemoRow(_Row):
     decomposition: LiteralList[_DemoHop] = []
 
 
-def _demo_converter(docs: Mapping[str, _DemoDoc]) -> Callable[[_DemoRow, _Record], QAExample]:
+def _demo_converter(docs: Mapping[str, _DemoDoc]) -> Callable[[_DemoRow, RawRecord], QAExample]:
     def doc(doc_id: str, field_name: str) -> _DemoDoc:
         if doc_id not in docs:
             raise _BadRecord(f"{field_name}: unknown document id {doc_id!r}")
         return docs[doc_id]
 
-    def convert(row: _DemoRow, _: _Record) -> QAExample:
+    def convert(row: _DemoRow, _: RawRecord) -> QAExample:
         gold = [doc(d, "supporting_docs") for d in row.supporting_docs]
         gold_ids = {d.id for d in gold}
         hops = tuple(
@@ -427,11 +427,11 @@ K = TypeVar("K", bound=_Keyed)
 
 def _load_keyed(source: Traversable, name: str, model: type[K], report: OnError) -> dict[str, K]:
     rows: dict[str, K] = {}
-    for record in _records(source, name, report):
+    for record in read_records(source, name, report):
         try:
             row = model.model_validate(record.value)
         except ValidationError as exc:
-            report(LoadIssue(record.location, _describe(exc)))
+            report(LoadIssue(record.location, describe_error(exc)))
             continue
         if row.id in rows:
             report(LoadIssue(record.location, f"duplicate id {row.id!r}"))
@@ -444,17 +444,17 @@ def _load_examples(
     source: Traversable,
     name: str,
     model: type[M],
-    convert: Callable[[M, _Record], QAExample],
+    convert: Callable[[M, RawRecord], QAExample],
     on_error: OnError | None,
 ) -> list[QAExample]:
     report = on_error or warn_issue
     examples: list[QAExample] = []
     first_seen: dict[str, str] = {}
-    for record in _records(source, name, report):
+    for record in read_records(source, name, report):
         try:
             example = convert(model.model_validate(record.value), record)
         except (ValidationError, _BadRecord) as exc:
-            report(LoadIssue(record.location, _describe(exc)))
+            report(LoadIssue(record.location, describe_error(exc)))
             continue
         if example.id in first_seen:
             report(

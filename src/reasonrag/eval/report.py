@@ -142,7 +142,7 @@ def plot_metrics(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
     datasets = list(dict.fromkeys(str(s["dataset"]) for s in summaries))
     shown = [m for m in PLOTTED if any(m in s["metrics"] for s in summaries)]
     fig, axes = plt.subplots(
-        1, len(datasets), figsize=(1.2 + 3.2 * len(datasets), 3.6), squeeze=False, sharey=True
+        1, len(datasets), figsize=(1.2 + 3.2 * len(datasets), 4.0), squeeze=False, sharey=True
     )
     width = 0.8 / len(shown)
     for ax, dataset in zip(axes[0], datasets, strict=True):
@@ -160,19 +160,24 @@ def plot_metrics(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_title(f"{dataset} (n={runs[0]['n']})")
         ax.set_ylim(0, 100)
     axes[0][0].set_ylabel("score (%)")
-    axes[0][-1].legend(fontsize="small", loc="upper right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # Below the panels, so the legend never hides a bar.
+    fig.legend(handles, labels, loc="lower center", ncol=len(shown), fontsize="small")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     _save(fig, path)
 
 
 def plot_steps(predictions: Sequence[Prediction], path: Path, title: str) -> None:
     """Histogram of the number of steps per question."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     steps = [p.steps for p in predictions]
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.hist(steps, bins=range(min(steps), max(steps) + 2), align="left", rwidth=0.85)
     ax.set_xlabel("steps per question")
     ax.set_ylabel("questions")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
     _save(fig, path)

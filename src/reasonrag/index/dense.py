@@ -33,11 +33,12 @@ class DenseStore(Protocol):
 
 
 class FaissStore:
-    def __init__(self, index: faiss.Index):
+    def __init__(self, index: faiss.Index, *, threads: int = 1):
         self._index = index
+        self.threads = threads
 
     @classmethod
-    def build(cls, vectors: Vectors, *, hnsw_threshold: int) -> FaissStore:
+    def build(cls, vectors: Vectors, *, hnsw_threshold: int, threads: int = 1) -> FaissStore:
         """Exact search for small collections; HNSW once exact search gets slow."""
         dim = vectors.shape[1]
         index: faiss.Index
@@ -48,11 +49,11 @@ class FaissStore:
             index = faiss.IndexFlatIP(dim)
         if len(vectors):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return cls(index)
+        return cls(index, threads=threads)
 
     @classmethod
-    def load(cls, folder: Path) -> FaissStore:
-        return cls(faiss.read_index(str(folder / FAISS_FILE)))
+    def load(cls, folder: Path, *, threads: int = 1) -> FaissStore:
+        return cls(faiss.read_index(str(folder / FAISS_FILE)), threads=threads)
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self._index, str(folder / FAISS_FILE))
@@ -65,5 +66,7 @@ class FaissStore:
         if k == 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
+        # faiss keeps its thread count process-wide, so it is set for every search.
+        faiss.omp_set_num_threads(self.threads)
         scores, rows = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, rows

@@ -80,8 +80,10 @@ class Index:
         self.contexts = contexts
         self.vectors = vectors
         texts = [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)]
-        hnsw = settings.retrieval.hnsw_threshold
-        self.dense = dense or FaissStore.build(vectors, hnsw_threshold=hnsw)
+        cfg = settings.retrieval
+        self.dense = dense or FaissStore.build(
+            vectors, hnsw_threshold=cfg.hnsw_threshold, threads=cfg.search_threads
+        )
         self.sparse = sparse or BM25Store.build(texts)
         self._generator = generator
         self._reranker: Reranker | None = None
@@ -195,7 +197,7 @@ class Index:
             chunks,
             contexts,
             read_vectors(generation),
-            dense=FaissStore.load(generation),
+            dense=FaissStore.load(generation, threads=settings.retrieval.search_threads),
             sparse=BM25Store.load(generation, size),
             generator=generator,
             manifest=manifest,

@@ -66,6 +66,8 @@ class BM25Store:
             return_ids=False,
             show_progress=False,
         )
-        rows, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        # n_threads=0 retrieves in the calling thread; any other value starts a pool per call,
+        # which costs more than the retrieval itself for a handful of queries.
+        rows, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, n_threads=0)
         rows = np.where(scores > 0, rows, -1).astype(np.int64)
         return scores.astype(np.float32), rows

@@ -79,7 +79,9 @@ class ResponseCache:
 
     def put_many(self, items: Iterable[tuple[str, Completion]]) -> None:
         rows = [(key, completion_to_json(completion)) for key, completion in items]
+        # One transaction per batch: in autocommit mode every row would be its own fsync.
         with self._lock, self._db:
+            self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)", rows
             )
