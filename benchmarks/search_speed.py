@@ -204,14 +204,16 @@ def time_search(index: Index, direct: DirectSearch, data: Collection) -> dict[st
     }
 
 
-def measure_size(size: int, n_queries: int, console: Console) -> dict[str, Any]:
+def measure_size(size: int, n_queries: int, threads: int, console: Console) -> dict[str, Any]:
     data = collection(size, n_queries)
     with tempfile.TemporaryDirectory() as tmp:
         base = load_settings(cache_dir=Path(tmp) / "cache")
         settings = base.model_copy(
             update={
                 "context": base.context.model_copy(update={"mode": "none"}),
-                "retrieval": base.retrieval.model_copy(update={"fusion": "rrf", "rerank": "none"}),
+                "retrieval": base.retrieval.model_copy(
+                    update={"fusion": "rrf", "rerank": "none", "search_threads": threads}
+                ),
             }
         )
         docs = [Document(c.doc_id, "", c.text) for c in data.chunks]
@@ -226,7 +228,7 @@ def measure_size(size: int, n_queries: int, console: Console) -> dict[str, Any]:
     return {
         "chunks": size,
         "dense_index": dense,
-        "faiss_threads": faiss.omp_get_max_threads(),
+        "faiss_threads": threads,
         "build_seconds": round(build, 1),
     } | result
 
@@ -315,15 +317,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--embed-chunks", type=int, default=EMBED_CHUNKS, help="0 to skip")
     parser.add_argument(
-        "--faiss-threads", type=int, default=None, help="OpenMP threads for faiss (default: all)"
+        "--faiss-threads",
+        type=int,
+        default=1,
+        help="OpenMP threads for faiss, in both reasonrag and the direct calls (default 1)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "search_speed.json")
     args = parser.parse_args(argv)
     console = Console()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if args.faiss_threads:
-        faiss.omp_set_num_threads(args.faiss_threads)
-    results = [measure_size(size, args.queries, console) for size in sizes]
+    faiss.omp_set_num_threads(args.faiss_threads)
+    results = [measure_size(size, args.queries, args.faiss_threads, console) for size in sizes]
     embedding = measure_embedding(args.embed_chunks, console) if args.embed_chunks else None
     for table in render(results, embedding):
         console.print(table)
