@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from reasonrag.config import ConfigError, Settings, default_cache_dir, load_settings
+from reasonrag.cli_support import (
+    EXIT_FAILURE,
+    err,
+    out,
+    reported_errors,
+    settings_or_exit,
+)
+from reasonrag.config import default_cache_dir
+from reasonrag.eval.cli import eval_app
 
 app = typer.Typer(
     help="Retrieval-augmented reasoning over your own documents.",
@@ -21,12 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML config file (also $REASONRAG_CONFIG)."),
@@ -40,34 +39,6 @@ Model = Annotated[
 BaseUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server root, e.g. http://localhost:8000/v1")
 ]
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures become one red line and a conventional exit code, not a traceback."""
-    from reasonrag.index import EmptyIndexError, IndexFormatError, IndexMismatchError
-    from reasonrag.llm.base import GenerationError
-
-    try:
-        yield
-    except (ConfigError, IndexFormatError, IndexMismatchError, EmptyIndexError) as exc:
-        _fail(str(exc))
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    except GenerationError as exc:
-        _fail(str(exc), EXIT_FAILURE)
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 def _llm(backend: str | None, model: str | None, base_url: str | None) -> dict[str, Any]:
@@ -106,12 +77,12 @@ def index(
     context_llm = None
     if context_backend or context_model:
         context_llm = _llm(context_backend or backend, context_model or model, base_url)
-    settings = _settings(
+    settings = settings_or_exit(
         config,
         llm=_llm(backend, model, base_url),
         context={"mode": context, "llm": context_llm},
     )
-    with _errors():
+    with reported_errors():
         if update and (out_dir / "manifest.json").exists():
             idx = Index.open(out_dir, settings)
             report = idx.add(paths)
@@ -146,12 +117,12 @@ def search(
     """Hybrid search of an index."""
     from reasonrag.index import Index
 
-    settings = _settings(
+    settings = settings_or_exit(
         config,
         llm=_llm(backend, model, base_url),
         retrieval={"rerank": rerank, "fusion": fusion},
     )
-    with _errors():
+    with reported_errors():
         hits = Index.open(index_dir, settings).search(query, k)
     if as_json:
         typer.echo(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
@@ -208,8 +179,8 @@ def ask(
     agent_cfg: dict[str, Any] = {"method": method, "max_steps": max_steps, "index_dir": index_dir}
     if actions:
         agent_cfg["actions"] = tuple(a.strip() for a in actions.split(",") if a.strip())
-    settings = _settings(config, llm=_llm(backend, model, base_url), agent=agent_cfg)
-    with _errors():
+    settings = settings_or_exit(config, llm=_llm(backend, model, base_url), agent=agent_cfg)
+    with reported_errors():
         agent = Agent.from_config(settings)
         answer = _ask_live(agent, question, trace) if not as_json else agent.ask(question)
     if save_trace:
@@ -241,8 +212,8 @@ def remove(
     """Delete documents from an index by id."""
     from reasonrag.index import Index
 
-    with _errors():
-        removed = Index.open(index_dir, _settings(config)).delete(doc_ids)
+    with reported_errors():
+        removed = Index.open(index_dir, settings_or_exit(config)).delete(doc_ids)
     out.print(f"removed {removed} chunks")
 
 
@@ -259,8 +230,8 @@ def demo(
     multi-hop question with the TAO agent."""
     from reasonrag.demo import run_demo
 
-    settings = _settings(config, context={"mode": context})
-    with _errors():
+    settings = settings_or_exit(config, context={"mode": context})
+    with reported_errors():
         run_demo(
             settings,
             out_dir or default_cache_dir() / "demo-index",
@@ -269,6 +240,8 @@ def demo(
             lambda agent, question: _ask_live(agent, question, show_hits=True),
         )
 
+
+app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":
     app()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from reasonrag.config import ConfigError, Settings, load_settings
+from reasonrag.cli_support import fail, out, reported_errors, settings_or_exit
+from reasonrag.config import Settings
 from reasonrag.llm.base import Generator
 
 eval_app = typer.Typer(
@@ -21,45 +19,6 @@ eval_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures become one red line and a conventional exit code, not a traceback."""
-    from reasonrag.eval.runner import RunMismatchError
-    from reasonrag.index import EmptyIndexError, IndexFormatError, IndexMismatchError
-    from reasonrag.llm.base import GenerationError
-
-    try:
-        yield
-    except (
-        ConfigError,
-        IndexFormatError,
-        IndexMismatchError,
-        EmptyIndexError,
-        RunMismatchError,
-        FileNotFoundError,
-    ) as exc:
-        _fail(str(exc))
-    except GenerationError as exc:
-        _fail(str(exc), EXIT_FAILURE)
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 def _judge_generator(
@@ -74,7 +33,7 @@ def _judge_generator(
     try:
         cfg = type(settings.llm).model_validate(settings.llm.model_dump() | update)
     except ValueError as exc:
-        _fail(f"--judge-backend/--judge-model: {exc}")
+        fail(f"--judge-backend/--judge-model: {exc}")
     return make_generator(cfg, settings.cache_dir)
 
 
@@ -119,13 +78,15 @@ def run(
     from reasonrag.eval.report import markdown_table, write_report
     from reasonrag.eval.runner import EvalSpec, evaluate, resolve_dataset_path
 
-    settings = _settings(
+    settings = settings_or_exit(
         config,
         llm={"backend": backend, "model": model, "base_url": base_url},
         agent={"method": method, "max_steps": max_steps, "top_k": top_k},
     )
     run_dir = out_dir or Path("runs") / f"{dataset}-{method}-n{n}-s{seed}"
-    with _errors():
+    from reasonrag.eval.runner import RunMismatchError
+
+    with reported_errors(RunMismatchError):
         spec = EvalSpec(dataset, resolve_dataset_path(dataset, path, split), n, seed, judge)
         opened = None
         if index is not None:
@@ -144,7 +105,7 @@ def run(
                 progress=progress,
             )
         except ValueError as exc:  # bad dataset records, sample size, metrics input
-            _fail(str(exc))
+            fail(str(exc))
         summary = write_report(run_dir)
     typer.echo(markdown_table([summary]))  # plain: rich would wrap the long rows
     out.print(
@@ -162,12 +123,13 @@ def report(
 ) -> None:
     """Rewrite each run's summary and print one table for all of them."""
     from reasonrag.eval.report import METRICS_PNG, markdown_table, plot_metrics, write_report
+    from reasonrag.eval.runner import RunMismatchError
 
-    with _errors():
+    with reported_errors(RunMismatchError):
         try:
             summaries = [write_report(run) for run in runs]
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     table = markdown_table(summaries)
     typer.echo(table)
     if out_dir is not None:
@@ -186,12 +148,13 @@ def compare(
 ) -> None:
     """Paired bootstrap of A - B on the questions both runs answered."""
     from reasonrag.eval.report import METRICS, compare_runs
+    from reasonrag.eval.runner import RunMismatchError
 
-    with _errors():
+    with reported_errors(RunMismatchError):
         try:
             rows = compare_runs(run_a, run_b)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     table = Table(title=f"A = {run_a}   B = {run_b}", title_justify="left")
     for name in ("metric", "n", "A", "B", "A - B", "95% CI", "p"):
         table.add_column(name, justify="left" if name == "metric" else "right")
