@@ -15,16 +15,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-Advance = Callable[[int], None]
+Advance = Callable[..., None]
+"""``advance(n, description=None)``: n more items done; a description replaces the label."""
 
 console = Console(stderr=True)
 
 
 @contextmanager
 def progress_task(description: str, total: int, *, enabled: bool = True) -> Iterator[Advance]:
-    """Yield a function that advances a progress bar by n items."""
+    """Yield a function that advances a progress bar by n items and can relabel it (e.g.
+    with running metrics)."""
     if not enabled or total == 0:
-        yield lambda n: None
+        yield lambda n, description=None: None
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -35,7 +37,11 @@ def progress_task(description: str, total: int, *, enabled: bool = True) -> Iter
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int, description: str | None = None) -> None:
+            bar.update(task, advance=n, description=description)
+
+        yield advance
 
 
 def quiet_model_loading() -> None:

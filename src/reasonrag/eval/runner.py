@@ -228,10 +228,10 @@ class _Scorer:
         ]
 
 
-def _log_running(name: str, scored: Sequence[Prediction], total: int) -> None:
+def _running(name: str, scored: Sequence[Prediction], total: int) -> str:
     em = _mean([p.metrics["em"] for p in scored])
     f1_ = _mean([p.metrics["f1"] for p in scored])
-    console.log(f"{name}: {len(scored)}/{total}  EM {em:.3f}  F1 {f1_:.3f}")
+    return f"{name}: {len(scored)}/{total}  EM {em:.3f}  F1 {f1_:.3f}"
 
 
 def run_predictions(
@@ -265,11 +265,13 @@ def run_predictions(
             save_traces(run_dir / TRACES, answers)
             log.append(scored)
             done.update((p.id, p) for p in scored)
-            advance(len(wave))
+            running = _running(
+                method.name, [done[e.id] for e in examples if e.id in done], len(examples)
+            )
+            advance(len(wave), description=running)
             if progress:
-                _log_running(
-                    method.name, [done[e.id] for e in examples if e.id in done], len(examples)
-                )
+                # Also as a log line, so non-interactive logs keep the history.
+                console.log(running)
     return [done[e.id] for e in examples]
 
 
