@@ -79,12 +79,14 @@ class Index:
         self.chunks = chunks
         self.contexts = contexts
         self.vectors = vectors
-        texts = [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)]
         cfg = settings.retrieval
         self.dense = dense or FaissStore.build(
             vectors, hnsw_threshold=cfg.hnsw_threshold, threads=cfg.search_threads
         )
-        self.sparse = sparse or BM25Store.build(texts)
+        # Opening passes the stored BM25 index; only building needs the indexed texts.
+        self.sparse = sparse or BM25Store.build(
+            [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)]
+        )
         self._generator = generator
         self._reranker: Reranker | None = None
 
