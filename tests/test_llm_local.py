@@ -120,6 +120,51 @@ def test_prompts_render_without_a_chat_template(tiny: LocalGenerator) -> None:
     assert completion.prompt_tokens == len(tiny.tokenizer("user: hi\nassistant:")["input_ids"])
 
 
+SYSTEM = "Retrieval augmented generation answers questions from documents. " * 8
+QUESTIONS = ["What is the capital of France?", "Why?", "The quick brown fox jumps over what?"]
+
+
+def _prefill_widths(generator: LocalGenerator, prompts: list[list[Message]]) -> list[int]:
+    """Input width of every forward pass the model runs while answering ``prompts``."""
+    widths: list[int] = []
+    hook = generator.model.register_forward_pre_hook(
+        lambda _m, _a, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        generator.generate(prompts, GenParams(max_tokens=3))
+    finally:
+        hook.remove()
+    return widths
+
+
+def test_shared_system_prompt_is_computed_once_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = build_tiny_llama(tmp_path / "m")
+    reusing = LocalGenerator(str(folder), batch_size=4, cache_dir=tmp_path)
+    prompts = [[Message("system", SYSTEM), Message("user", q)] for q in QUESTIONS]
+    params = GenParams(max_tokens=8, logprobs=1)
+    with monkeypatch.context() as patch:
+        patch.setattr("reasonrag.llm.local.MIN_SHARED_PREFIX", 10**6)  # reuse switched off
+        plain = LocalGenerator(str(folder), batch_size=4, cache_dir=tmp_path)
+        expected = plain.generate(prompts, params)
+        plain_widths = _prefill_widths(plain, prompts)
+    got = reusing.generate(prompts, params)
+    assert [c.text for c in got] == [c.text for c in expected]
+    assert [c.prompt_tokens for c in got] == [c.prompt_tokens for c in expected]
+    for ours, theirs in zip(got, expected, strict=True):
+        assert ours.logprobs is not None and theirs.logprobs is not None
+        for a, b in zip(ours.logprobs, theirs.logprobs, strict=True):
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-4)
+    # Next call, and a single prompt: prefill covers only what follows the system prompt.
+    system_tokens = len(reusing._encode([Message("system", SYSTEM)]))
+    widths = _prefill_widths(reusing, prompts)
+    assert widths[0] < plain_widths[0] - system_tokens + 8
+    alone = [[Message("system", SYSTEM), Message("user", "The fox")]]
+    assert _prefill_widths(reusing, alone)[0] < system_tokens
+    assert reusing.generate(alone, params)[0].text == plain.generate(alone, params)[0].text
+
+
 def test_name_changes_when_weights_are_rewritten(tmp_path: Path) -> None:
     folder = build_tiny_llama(tmp_path / "ckpt")
     before = LocalGenerator(str(folder), cache_dir=tmp_path).name

