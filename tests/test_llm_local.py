@@ -137,18 +137,14 @@ def _prefill_widths(generator: LocalGenerator, prompts: list[list[Message]]) -> 
     return widths
 
 
-def test_shared_system_prompt_is_computed_once_and_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_shared_system_prompt_is_computed_once_and_changes_nothing(tmp_path: Path) -> None:
     folder = build_tiny_llama(tmp_path / "m")
     reusing = LocalGenerator(str(folder), batch_size=4, cache_dir=tmp_path)
+    plain = LocalGenerator(str(folder), batch_size=4, reuse_prefixes=False, cache_dir=tmp_path)
     prompts = [[Message("system", SYSTEM), Message("user", q)] for q in QUESTIONS]
     params = GenParams(max_tokens=8, logprobs=1)
-    with monkeypatch.context() as patch:
-        patch.setattr("reasonrag.llm.local.MIN_SHARED_PREFIX", 10**6)  # reuse switched off
-        plain = LocalGenerator(str(folder), batch_size=4, cache_dir=tmp_path)
-        expected = plain.generate(prompts, params)
-        plain_widths = _prefill_widths(plain, prompts)
+    expected = plain.generate(prompts, params)
+    plain_widths = _prefill_widths(plain, prompts)
     got = reusing.generate(prompts, params)
     assert [c.text for c in got] == [c.text for c in expected]
     assert [c.prompt_tokens for c in got] == [c.prompt_tokens for c in expected]

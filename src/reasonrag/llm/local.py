@@ -121,7 +121,10 @@ class _Encoded:
 
 class LocalGenerator:
     """Generator running a causal LM in this process. ``model`` and ``tokenizer`` are
-    public so training and latent-compression code can reuse the loaded weights."""
+    public so training and latent-compression code can reuse the loaded weights.
+
+    Prompts sharing a long prefix (the system prompt of an agent's every step) read it
+    once and reuse its key/value cache; ``reuse_prefixes=False`` turns that off."""
 
     def __init__(
         self,
@@ -130,6 +133,7 @@ class LocalGenerator:
         device: str = "cpu",
         dtype: str = "float32",
         batch_size: int = 8,
+        reuse_prefixes: bool = True,
         cache_dir: Path,
     ) -> None:
         quiet_model_loading()
@@ -152,6 +156,7 @@ class LocalGenerator:
         self.tokenizer.padding_side = "left"
         self._end_ids = self._end_token_ids()
         self._lock = threading.Lock()
+        self.reuse_prefixes = reuse_prefixes
         self._prefixes: OrderedDict[tuple[int, ...], _States] = OrderedDict()
 
     @property
@@ -246,7 +251,7 @@ class LocalGenerator:
         the layout is ``[prefix][padding][rest]`` and the prefix's keys and values come from
         a cache; positions follow the attention mask, so the padding in the middle shifts
         nothing."""
-        found = self._reusable_prefix(rows)
+        found = self._reusable_prefix(rows) if self.reuse_prefixes else None
         if found is None:
             padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
             return {k: v.to(self.device) for k, v in padded.items()}
