@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -35,6 +33,7 @@ from reasonrag.config import Settings, load_settings
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
 from reasonrag.eval.metrics import ndcg_at_k, pass_at_k
+from reasonrag.eval.runner import machine_info
 from reasonrag.eval.stats import bootstrap_ci
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator
@@ -195,21 +194,6 @@ def run_benchmark(
 
 
 # --- reporting -----------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    import numpy
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "torch": torch.__version__,
-    }
 
 
 def report_header(started: float) -> dict[str, Any]:

@@ -405,11 +405,18 @@ def resolve_dataset_path(dataset: str, path: Path | None, split: str) -> Path | 
 
 
 def machine_info() -> dict[str, Any]:
+    """Where a measurement was taken, for every run and benchmark report."""
+    import numpy
+    import torch
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
     }
 
 
