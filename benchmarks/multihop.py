@@ -3,13 +3,14 @@
     python benchmarks/multihop.py [--n 50] [--datasets demo,hotpotqa,musique,2wiki]
         [--methods closed,rag,rare,tao] [--out benchmarks/results/multihop] [--batch 8]
         [--max-steps N] [--top-k K] [--snippet-chars C] [--max-tokens T] [--judge]
-        [--seed 0] [--data-root DIR] [--config FILE] [--threads N]
+        [--seed 0] [--data-root DIR] [--config FILE] [--threads N] [--docs docs/benchmarks.md]
 
 Each dataset's retrieval corpus is the paragraphs its sampled questions ship with (the demo
 uses its own corpus), indexed once and shared by the methods. One generator, loaded once,
 answers for every method. Every (dataset, method) pair is a resumable run folder under
 ``--out``, so an interrupted benchmark picks up where it stopped; the combined table
-(``multihop.md``), plot (``multihop.png``) and data (``multihop.json``) are written at the end.
+(``multihop.md``), plot (``multihop.png``) and data (``multihop.json``) are written at the end,
+and with ``--docs`` the table and plot also replace the marked section of that markdown file.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from reasonrag.config import Settings, load_settings
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
 from reasonrag.eval.datasets import load_dataset
-from reasonrag.eval.report import markdown_table, plot_metrics, write_report
+from reasonrag.eval.report import (
+    markdown_table,
+    plot_metrics,
+    replace_marked_section,
+    write_report,
+)
 from reasonrag.eval.runner import (
     EvalSpec,
     corpus_documents,
@@ -52,6 +58,8 @@ DATA_FILES = {
     "2wiki": Path("2wikimultihopqa/dev.jsonl"),
 }
 METHODS = ("closed", "rag", "rare", "tao")
+DOCS_SECTION = "multihop"
+"""Marker name of the section ``--docs`` rewrites (``<!-- multihop:begin -->`` ...)."""
 console = Console(stderr=True)
 
 
@@ -134,6 +142,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-root", type=Path, default=HERE.parents[1] / "shared" / "data")
     parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help=f"also write the table into this markdown file, between its {DOCS_SECTION} markers",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -153,14 +167,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def write_combined(
-    out: Path, summaries: list[dict[str, Any]], settings: Settings, seconds: float
+    out: Path,
+    summaries: list[dict[str, Any]],
+    settings: Settings,
+    seconds: float,
+    docs: Path | None = None,
 ) -> str:
+    """Write the combined table, data and plot into ``out`` (and the table and plot into the
+    ``docs`` markdown file and its ``img/`` folder when given); return the table."""
     table = markdown_table(summaries)
     command = shlex.join(["python", "benchmarks/multihop.py", *sys.argv[1:]])
     machine = machine_info()
     agent = settings.agent
     header = (
-        "# Multi-hop QA benchmark\n\n"
         f"Command: `{command}`  \n"
         f"Wall time: {seconds / 60:.1f} min on {machine['processor']} "
         f"({machine['cpus']} CPUs, {machine['platform']}), "
@@ -175,11 +194,15 @@ def write_combined(
         "limit). s/question: wall time per question with the questions of a wave answered "
         "together.\n\n"
     )
-    text = header + table
-    atomic_write_text(out / "multihop.md", text)
+    atomic_write_text(out / "multihop.md", "# Multi-hop QA benchmark\n\n" + header + table)
     payload = {"command": command, "wall_s": seconds, "machine": machine, "runs": summaries}
     atomic_write_text(out / "multihop.json", json.dumps(payload, indent=2) + "\n")
     plot_metrics(summaries, out / "multihop.png")
+    if docs is not None:
+        image = Path("img") / f"multihop-n{max(s['n'] for s in summaries)}.png"
+        plot_metrics(summaries, docs.parent / image)
+        figure = f"![metrics per method and dataset, bootstrap 95% intervals]({image.as_posix()})\n"
+        replace_marked_section(docs, DOCS_SECTION, header + table + "\n" + figure)
     return table
 
 
@@ -218,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not summaries:
         raise SystemExit("no dataset was found; nothing to report")
     seconds = time.perf_counter() - started
-    table = write_combined(args.out, summaries, settings, seconds)
+    table = write_combined(args.out, summaries, settings, seconds, args.docs)
     print(table)  # plain: rich would wrap the long rows
     console.print(f"total wall time: {seconds:.0f} s ({seconds / 60:.1f} min) -> {args.out}")
 

@@ -13,6 +13,7 @@ from reasonrag.eval.report import (
     load_summary,
     markdown_table,
     plot_metrics,
+    replace_marked_section,
     summarize,
     write_report,
 )
@@ -122,3 +123,21 @@ def test_compare_without_shared_questions(tmp_path: Path) -> None:
 def test_a_folder_without_run_json_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"run\.json is missing"):
         write_report(tmp_path)
+
+
+def test_marked_section_is_replaced_and_the_rest_kept(tmp_path: Path) -> None:
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Title\n\n<!-- t:begin -->\nold row\n<!-- t:end -->\n\nnotes\n")
+    replace_marked_section(doc, "t", "| new | row |\n")
+    expected = "# Title\n\n<!-- t:begin -->\n| new | row |\n<!-- t:end -->\n\nnotes\n"
+    assert doc.read_text() == expected
+    replace_marked_section(doc, "t", "again")
+    assert "new" not in doc.read_text() and doc.read_text().count("again") == 1
+
+
+def test_missing_markers_name_the_file_and_change_nothing(tmp_path: Path) -> None:
+    doc = tmp_path / "bench.md"
+    doc.write_text("<!-- t:end -->\n<!-- t:begin -->\n")
+    with pytest.raises(ValueError, match=r"bench\.md.*t:begin"):
+        replace_marked_section(doc, "t", "x")
+    assert doc.read_text() == "<!-- t:end -->\n<!-- t:begin -->\n"

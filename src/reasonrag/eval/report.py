@@ -251,3 +251,18 @@ def compare_runs(run_a: Path, run_b: Path, metrics: Sequence[str] = COMPARED) ->
             Comparison(metric, len(shared), _mean(xs), _mean(ys), diff, low, high, p_value)
         )
     return comparisons
+
+
+# --- documentation -------------------------------------------------------------------------
+
+
+def replace_marked_section(path: Path, name: str, body: str) -> None:
+    """Replace what lies between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in the
+    markdown file ``path`` with ``body``, leaving the rest of the file as it was."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    text = path.read_text(encoding="utf-8")
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{path}: no '{begin}' ... '{end}' section to replace")
+    updated = text[: start + len(begin)] + "\n" + body.strip("\n") + "\n" + text[stop:]
+    atomic_write_text(path, updated)

@@ -268,7 +268,7 @@ class LocalGenerator:
         return {
             "input_ids": ids.to(self.device),
             "attention_mask": mask.to(self.device),
-            "past_key_values": cache,
+            "cache": cache,
         }
 
     def _reusable_prefix(self, rows: list[list[int]]) -> tuple[tuple[int, ...], _States] | None:
