@@ -261,8 +261,9 @@ def replace_marked_section(path: Path, name: str, body: str) -> None:
     markdown file ``path`` with ``body``, leaving the rest of the file as it was."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = path.read_text(encoding="utf-8")
-    start, stop = text.find(begin), text.find(end)
-    if start < 0 or stop < start:
+    start = text.find(begin)
+    stop = text.find(end, start + len(begin)) if start >= 0 else -1
+    if stop < 0:
         raise ValueError(f"{path}: no '{begin}' ... '{end}' section to replace")
     updated = text[: start + len(begin)] + "\n" + body.strip("\n") + "\n" + text[stop:]
     atomic_write_text(path, updated)
