@@ -6,7 +6,13 @@ import pytest
 
 from conftest import HashEmbedder
 from reasonrag.config import Settings
-from reasonrag.index import EmptyIndexError, Index, IndexFormatError, IndexMismatchError
+from reasonrag.index import (
+    EmptyIndexError,
+    Index,
+    IndexDamagedError,
+    IndexMismatchError,
+    NotAnIndexError,
+)
 from reasonrag.index import store as store_module
 from reasonrag.ingest.records import Document
 
@@ -97,10 +103,10 @@ def test_opening_with_another_embedder_is_refused(
 def test_not_an_index_and_empty_input_are_clear_errors(
     settings: Settings, hash_embedder: HashEmbedder, tmp_path: Path
 ) -> None:
-    with pytest.raises(IndexFormatError, match=r"manifest\.json is missing"):
+    with pytest.raises(NotAnIndexError, match=r"manifest\.json is missing"):
         Index.open(tmp_path, settings, embedder=hash_embedder)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexFormatError, match="not a valid manifest"):
+    with pytest.raises(IndexDamagedError, match="not a valid manifest"):
         Index.open(tmp_path, settings, embedder=hash_embedder)
     empty = tmp_path / "empty"
     empty.mkdir()

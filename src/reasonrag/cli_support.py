@@ -10,7 +10,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from reasonrag.config import ConfigError, Settings, load_settings
+from reasonrag.config import Settings, load_settings
+from reasonrag.errors import ConfigError, ReasonRAGError
 
 out = Console()
 err = Console(stderr=True)
@@ -18,7 +19,8 @@ err = Console(stderr=True)
 EXIT_FAILURE = 1
 """The work failed (a backend gave up, a question could not be answered)."""
 EXIT_BAD_INPUT = 2
-"""The input was wrong (missing file, invalid config, not an index); as Typer's usage errors."""
+"""The input was wrong (missing file, invalid config, not an index); as Typer's usage errors.
+Each ``ReasonRAGError`` class carries its own code (see ``reasonrag.errors``)."""
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -27,27 +29,13 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 @contextmanager
-def reported_errors(*bad_input: type[Exception]) -> Iterator[None]:
-    """Known failures become one red line and a conventional exit code, not a traceback.
-
-    ``bad_input`` adds a command's own exceptions to those that mean bad input."""
-    from reasonrag.index import EmptyIndexError, IndexFormatError, IndexMismatchError
-    from reasonrag.llm.base import GenerationError
-
-    known: tuple[type[Exception], ...] = (
-        ConfigError,
-        IndexFormatError,
-        IndexMismatchError,
-        EmptyIndexError,
-        FileNotFoundError,
-        *bad_input,
-    )
+def reported_errors() -> Iterator[None]:
+    """A ``ReasonRAGError`` becomes one red line and its class's exit code; any other
+    exception is a bug and keeps its traceback (exit 1)."""
     try:
         yield
-    except known as exc:
-        fail(str(exc))
-    except GenerationError as exc:
-        fail(str(exc), EXIT_FAILURE)
+    except ReasonRAGError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:

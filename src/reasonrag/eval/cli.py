@@ -27,12 +27,14 @@ def _judge_generator(
     """A separate judge generator when --judge-backend/--judge-model differ from ``llm``."""
     if backend is None and model is None:
         return None
+    from pydantic import ValidationError
+
     from reasonrag.llm.factory import make_generator
 
     update = {k: v for k, v in (("backend", backend), ("model", model)) if v is not None}
     try:
         cfg = type(settings.llm).model_validate(settings.llm.model_dump() | update)
-    except ValueError as exc:
+    except ValidationError as exc:
         fail(f"--judge-backend/--judge-model: {exc}")
     return make_generator(cfg, settings.cache_dir)
 
@@ -84,9 +86,7 @@ def run(
         agent={"method": method, "max_steps": max_steps, "top_k": top_k},
     )
     run_dir = out_dir or Path("runs") / f"{dataset}-{method}-n{n}-s{seed}"
-    from reasonrag.eval.runner import RunMismatchError
-
-    with reported_errors(RunMismatchError):
+    with reported_errors():
         spec = EvalSpec(dataset, resolve_dataset_path(dataset, path, split), n, seed, judge)
         opened = None
         if index is not None:
@@ -94,18 +94,15 @@ def run(
 
             opened = Index.open(index, settings)
         judge_generator = _judge_generator(settings, judge_backend, judge_model) if judge else None
-        try:
-            result = evaluate(
-                spec,
-                settings,
-                run_dir,
-                index=opened,
-                judge_generator=judge_generator,
-                batch=batch,
-                progress=progress,
-            )
-        except ValueError as exc:  # bad dataset records, sample size, metrics input
-            fail(str(exc))
+        result = evaluate(
+            spec,
+            settings,
+            run_dir,
+            index=opened,
+            judge_generator=judge_generator,
+            batch=batch,
+            progress=progress,
+        )
         summary = write_report(run_dir)
     typer.echo(markdown_table([summary]))  # plain: rich would wrap the long rows
     out.print(
@@ -123,13 +120,9 @@ def report(
 ) -> None:
     """Rewrite each run's summary and print one table for all of them."""
     from reasonrag.eval.report import METRICS_PNG, markdown_table, plot_metrics, write_report
-    from reasonrag.eval.runner import RunMismatchError
 
-    with reported_errors(RunMismatchError):
-        try:
-            summaries = [write_report(run) for run in runs]
-        except ValueError as exc:
-            fail(str(exc))
+    with reported_errors():
+        summaries = [write_report(run) for run in runs]
     table = markdown_table(summaries)
     typer.echo(table)
     if out_dir is not None:
@@ -148,13 +141,9 @@ def compare(
 ) -> None:
     """Paired bootstrap of A - B on the questions both runs answered."""
     from reasonrag.eval.report import METRICS, compare_runs
-    from reasonrag.eval.runner import RunMismatchError
 
-    with reported_errors(RunMismatchError):
-        try:
-            rows = compare_runs(run_a, run_b)
-        except ValueError as exc:
-            fail(str(exc))
+    with reported_errors():
+        rows = compare_runs(run_a, run_b)
     table = Table(title=f"A = {run_a}   B = {run_b}", title_justify="left")
     for name in ("metric", "n", "A", "B", "A - B", "95% CI", "p"):
         table.add_column(name, justify="left" if name == "metric" else "right")

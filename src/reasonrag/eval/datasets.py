@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
 )
 
+from reasonrag.errors import DatasetError, NotFoundError
 from reasonrag.ingest.records import Document
 
 # --- records -------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class RawRecord:
 
 def _read_text(source: Traversable, name: str) -> str:
     if not source.is_file():
-        raise FileNotFoundError(f"dataset file not found: {name}")
+        raise NotFoundError(f"dataset file not found: {name}")
     return source.read_text(encoding="utf-8-sig")
 
 
@@ -157,7 +158,7 @@ def read_records(source: Traversable, name: str, report: OnError) -> Iterator[Ra
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             # One broken array cannot be resynchronised item by item.
-            raise ValueError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+            raise DatasetError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
         for index, item in enumerate(items):
             yield RawRecord(f"{name}[{index}]", index, item)
         return
@@ -530,7 +531,7 @@ def sample_examples(examples: Sequence[QAExample], n: int | None, seed: int = 0)
     if n is None:
         return list(examples)
     if n < 0:
-        raise ValueError(f"sample size must be >= 0, got {n}")
+        raise DatasetError(f"sample size must be >= 0, got {n}")
 
     def rank(example: QAExample) -> bytes:
         return hashlib.sha256(f"{seed}\x00{example.id}".encode()).digest()
@@ -552,10 +553,10 @@ def load_dataset(
         examples = load_demo(path, on_error=on_error)
     elif key in _LOADERS:
         if path is None:
-            raise ValueError(f"dataset {name!r} needs a path to its file")
+            raise DatasetError(f"dataset {name!r} needs a path to its file")
         examples = _LOADERS[key](path, on_error=on_error)
     else:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+        raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
     return sample_examples(examples, n, seed)
 
 
@@ -591,7 +592,7 @@ def load_beir(
     """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/{split}.tsv`` (with header)."""
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"BEIR folder not found: {root}")
+        raise NotFoundError(f"BEIR folder not found: {root}")
     report = on_error or warn_issue
     docs = _load_keyed(root / "corpus.jsonl", str(root / "corpus.jsonl"), _BeirDoc, report)
     queries = _load_keyed(root / "queries.jsonl", str(root / "queries.jsonl"), _BeirQuery, report)

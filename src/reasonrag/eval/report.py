@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reasonrag.errors import DatasetError, InputError, NotFoundError
 from reasonrag.eval.runner import PREDICTIONS, RUN_FILE, Prediction, PredictionLog
 from reasonrag.eval.stats import bootstrap_ci, paired_bootstrap
 from reasonrag.files import atomic_write_text
@@ -40,7 +41,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[Prediction]]:
     """``run.json`` and the predictions of a run folder."""
     info_path = run_dir / RUN_FILE
     if not info_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not an evaluation run: {RUN_FILE} is missing")
+        raise NotFoundError(f"{run_dir} is not an evaluation run: {RUN_FILE} is missing")
     info: dict[str, Any] = json.loads(info_path.read_text())
     return info, list(PredictionLog(run_dir / PREDICTIONS).read().values())
 
@@ -60,7 +61,7 @@ def _mean(values: Sequence[float]) -> float:
 def summarize(predictions: Sequence[Prediction], info: Mapping[str, Any]) -> dict[str, Any]:
     """Metrics with 95% bootstrap intervals, mean usage and outcome counts of one run."""
     if not predictions:
-        raise ValueError("no predictions to summarize")
+        raise DatasetError("no predictions to summarize: the run answered no question yet")
     config = info.get("config", {})
     metrics = {}
     for name in METRICS:
@@ -239,7 +240,7 @@ def compare_runs(run_a: Path, run_b: Path, metrics: Sequence[str] = COMPARED) ->
     b = {p.id: p for p in read_run(run_b)[1]}
     shared = [i for i in a if i in b]
     if not shared:
-        raise ValueError(f"{run_a} and {run_b} share no question ids")
+        raise InputError(f"{run_a} and {run_b} share no question ids")
     comparisons = []
     for metric in metrics:
         if not all(metric in a[i].metrics and metric in b[i].metrics for i in shared):
@@ -264,6 +265,6 @@ def replace_marked_section(path: Path, name: str, body: str) -> None:
     start = text.find(begin)
     stop = text.find(end, start + len(begin)) if start >= 0 else -1
     if stop < 0:
-        raise ValueError(f"{path}: no '{begin}' ... '{end}' section to replace")
+        raise InputError(f"{path}: no '{begin}' ... '{end}' section to replace")
     updated = text[: start + len(begin)] + "\n" + body.strip("\n") + "\n" + text[stop:]
     atomic_write_text(path, updated)

@@ -21,13 +21,14 @@ from typing import Any
 
 from reasonrag.config import Settings
 from reasonrag.embed.base import Embedder
+from reasonrag.errors import DatasetError, IndexStoreError, NotFoundError, RunMismatchError
 from reasonrag.eval.corpus import corpus_from_examples, gold_doc_ids
 from reasonrag.eval.datasets import QAExample, load_dataset
 from reasonrag.eval.judge import JudgeItem, LLMJudge
 from reasonrag.eval.metrics import cover_em, exact_match, f1, supporting_recall
 from reasonrag.files import atomic_write_text
 from reasonrag.index import Index
-from reasonrag.index.store import IndexFormatError, read_manifest
+from reasonrag.index.store import read_manifest
 from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.records import Chunk, Document
 from reasonrag.llm.base import Generator
@@ -38,10 +39,6 @@ PREDICTIONS = "predictions.jsonl"
 TRACES = "traces.jsonl"
 RUN_FILE = "run.json"
 INDEX_DIR = "index"
-
-
-class RunMismatchError(ValueError):
-    """The run folder holds a run made with other settings; resuming would mix them."""
 
 
 # --- records -------------------------------------------------------------------------------
@@ -113,7 +110,7 @@ class PredictionLog:
             try:
                 record = Prediction.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError) as exc:
-                raise ValueError(f"{self.path}:{number}: not a prediction record: {exc}") from exc
+                raise DatasetError(f"{self.path}:{number}: not a prediction record: {exc}") from exc
             done.setdefault(record.id, record)
         return done
 
@@ -297,7 +294,7 @@ def _reusable(
 ) -> bool:
     try:
         manifest = read_manifest(folder)
-    except IndexFormatError:
+    except IndexStoreError:
         return False
     built_with = manifest.settings
     return (
@@ -401,7 +398,7 @@ def resolve_dataset_path(dataset: str, path: Path | None, split: str) -> Path | 
         candidate = path / f"{split}{suffix}"
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"--path {path}: no {split}.jsonl or {split}.json in this folder")
+    raise NotFoundError(f"--path {path}: no {split}.jsonl or {split}.json in this folder")
 
 
 def machine_info() -> dict[str, Any]:
@@ -502,7 +499,7 @@ def evaluate(
     started = time.perf_counter()
     examples = load_dataset(spec.dataset, spec.path, n=spec.n, seed=spec.seed)
     if not examples:
-        raise ValueError(f"dataset {spec.dataset!r}: no questions to evaluate")
+        raise DatasetError(f"dataset {spec.dataset!r}: no questions to evaluate")
     if generator is None:
         from reasonrag.llm.factory import make_generator
 

@@ -14,6 +14,7 @@ from reasonrag.config import Settings, load_settings
 from reasonrag.embed.base import Embedder, Vectors
 from reasonrag.embed.cache import CachedEmbedder
 from reasonrag.embed.factory import make_embedder
+from reasonrag.errors import ConfigError, EmptyIndexError, IndexMismatchError
 from reasonrag.index.contextualize import LLMContextualizer, indexed_text, title_context
 from reasonrag.index.dense import FaissStore, Rows, Scores
 from reasonrag.index.fusion import Ranking, reciprocal_rank_fusion, single, weighted_fusion
@@ -32,14 +33,6 @@ from reasonrag.ingest.load import load_documents
 from reasonrag.ingest.records import Chunk, Document
 from reasonrag.llm.base import Generator
 from reasonrag.progress import console, progress_task
-
-
-class IndexMismatchError(ValueError):
-    """The index was built with another embedder than the one requested."""
-
-
-class EmptyIndexError(ValueError):
-    """Nothing indexable was found in the given paths."""
 
 
 @dataclass(frozen=True)
@@ -376,7 +369,10 @@ class Index:
             cfg = self.settings.retrieval
             if cfg.rerank == "cross-encoder":
                 if not cfg.cross_encoder_model:
-                    raise ValueError("retrieval.cross_encoder_model must name a local folder")
+                    raise ConfigError(
+                        "retrieval.rerank = 'cross-encoder' needs retrieval.cross_encoder_model: "
+                        "a local sentence-transformers CrossEncoder folder"
+                    )
                 self._reranker = CrossEncoderReranker(cfg.cross_encoder_model)
             else:
                 self._reranker = LLMReranker(self.generator)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from reasonrag.errors import NotFoundError
 from reasonrag.index.records import Hit
 from reasonrag.llm.base import Completion, Generator, GenParams, Message
 
@@ -90,7 +91,7 @@ class CrossEncoderReranker:
 
         path = Path(model).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"cross-encoder folder not found: {path}")
+            raise NotFoundError(f"cross-encoder folder not found: {path}")
         self._model: Any = CrossEncoder(str(path), device=device, local_files_only=True)
 
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:

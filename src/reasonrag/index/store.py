@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reasonrag import __version__
 from reasonrag.embed.base import Vectors
+from reasonrag.errors import IndexDamagedError, NotAnIndexError
 from reasonrag.files import atomic_write_text
 from reasonrag.index.dense import DenseStore
 from reasonrag.index.sparse import SparseStore
@@ -29,10 +30,6 @@ MANIFEST = "manifest.json"
 CHUNKS_FILE = "chunks.parquet"
 VECTORS_FILE = "vectors.npy"
 FORMAT_VERSION = 1
-
-
-class IndexFormatError(ValueError):
-    """The folder is not a readable reasonrag index; the message names the file."""
 
 
 class Manifest(BaseModel):
@@ -55,13 +52,13 @@ class Manifest(BaseModel):
 def read_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST
     if not path.is_file():
-        raise IndexFormatError(f"{folder} is not a reasonrag index: {MANIFEST} is missing")
+        raise NotAnIndexError(f"{folder} is not a reasonrag index: {MANIFEST} is missing")
     try:
         manifest = Manifest.model_validate_json(path.read_text())
     except ValidationError as exc:
-        raise IndexFormatError(f"{path} is not a valid manifest: {exc}") from exc
+        raise IndexDamagedError(f"{path} is not a valid manifest: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
-        raise IndexFormatError(
+        raise IndexDamagedError(
             f"{path}: index format {manifest.format_version}, this reasonrag reads "
             f"{FORMAT_VERSION}; rebuild the index"
         )
@@ -90,7 +87,7 @@ def read_chunks(generation: Path) -> tuple[list[Chunk], list[str]]:
     try:
         columns = pq.read_table(path).to_pydict()
     except (OSError, pa.ArrowInvalid) as exc:
-        raise IndexFormatError(f"cannot read {path}: {exc}") from exc
+        raise IndexDamagedError(f"cannot read {path}: {exc}") from exc
     chunks = [
         Chunk(
             id=columns["id"][i],

