@@ -66,6 +66,49 @@ def build_tiny_llama(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
+def build_tiny_sentence_transformer(folder: Path, *, seed: int = 0) -> Path:
+    """Save a random one-layer BERT with mean pooling as a sentence-transformers folder
+    ``folder/model`` and return it; different seeds give different weights of one shape."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from tokenizers import Tokenizer, pre_tokenizers, trainers
+    from tokenizers import models as token_models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    wordpiece = Tokenizer(token_models.WordPiece(unk_token="[UNK]"))
+    wordpiece.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece.train_from_iterator(
+        _TINY_CORPUS, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=wordpiece.get_vocab_size(),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    raw = folder / "raw"
+    BertModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    word = models.Transformer(str(raw), max_seq_length=64)
+    pooling = models.Pooling(word.get_embedding_dimension())
+    out = folder / "model"
+    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(out))
+    return out
+
+
 @dataclass
 class FakeAPIState:
     """What the fake server saw; tests assert on it."""

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import HashEmbedder
 from reasonrag.config import Settings
+from reasonrag.errors import DocumentNotFoundError
 from reasonrag.index import (
     EmptyIndexError,
     Index,
@@ -89,7 +90,12 @@ def test_upsert_and_delete_by_document_id(
     again = Index.open(out, settings, embedder=hash_embedder)
     assert {c.doc_id for c in again.chunks} == {"harbour.md", "notes.txt"}
     assert all(h.doc_id != "mill.md" for h in again.search("mill barley", k=5))
-    assert again.delete(["no-such-doc"]) == 0
+    with pytest.raises(DocumentNotFoundError, match="no-such-doc"):
+        again.delete(["harbour.md", "no-such-doc"])
+    assert {c.doc_id for c in Index.open(out, settings, embedder=hash_embedder).chunks} == {
+        "harbour.md",
+        "notes.txt",
+    }, "an unknown id removes nothing, not even the known ones beside it"
 
 
 def test_opening_with_another_embedder_is_refused(

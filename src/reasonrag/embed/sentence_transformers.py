@@ -11,6 +11,7 @@ import numpy as np
 
 from reasonrag.embed.base import Vectors
 from reasonrag.errors import NotFoundError
+from reasonrag.fingerprint import fingerprint
 from reasonrag.progress import quiet_model_loading
 
 EMBEDDED_MODEL = "all-MiniLM-L6-v2"
@@ -46,7 +47,9 @@ class SentenceTransformerEmbedder:
         path = resolve_model(model)
         self._model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._batch_size = batch_size
-        self._name = f"sentence-transformers:{model if model == EMBEDDED_MODEL else path.name}"
+        # Known by its weights: another model in a folder of the same name is another model.
+        label = model if model == EMBEDDED_MODEL else path.name
+        self._name = f"sentence-transformers:{label}@{fingerprint(path)}"
         dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"cannot tell the embedding size of {path}")

@@ -14,7 +14,13 @@ from reasonrag.config import Settings, load_settings
 from reasonrag.embed.base import Embedder, Vectors
 from reasonrag.embed.cache import CachedEmbedder
 from reasonrag.embed.factory import make_embedder
-from reasonrag.errors import ConfigError, EmptyIndexError, IndexMismatchError
+from reasonrag.errors import (
+    ConfigError,
+    DocumentNotFoundError,
+    EmptyIndexError,
+    IndexMismatchError,
+    NotAnIndexError,
+)
 from reasonrag.index.contextualize import LLMContextualizer, indexed_text, title_context
 from reasonrag.index.dense import FaissStore, Rows, Scores
 from reasonrag.index.fusion import Ranking, reciprocal_rank_fusion, single, weighted_fusion
@@ -23,10 +29,14 @@ from reasonrag.index.rerank import CrossEncoderReranker, LLMReranker, Reranker
 from reasonrag.index.sparse import BM25Store
 from reasonrag.index.store import (
     Manifest,
+    check_target,
+    generation_folder,
     read_chunks,
     read_manifest,
+    read_stores,
     read_vectors,
     write_generation,
+    writer_lock,
 )
 from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.load import load_documents
@@ -44,11 +54,20 @@ class BuildReport:
     seconds: float
 
 
+def _say_waiting(message: str) -> None:
+    console.print(f"[yellow]{message}")
+
+
 class Index:
     """Chunks with their contexts, a dense store and a BM25 store, and the search pipeline.
 
     ``chunks``, ``contexts`` and ``vectors`` are public so training and latent compression
-    can reuse exactly what retrieval sees."""
+    can reuse exactly what retrieval sees.
+
+    Writes (``build``, ``upsert``, ``delete``) take the index's writer lock; with
+    ``wait=False`` a busy index raises ``IndexBusyError`` instead of waiting. An open index
+    that another writer has changed since is brought up to date before it is written, so
+    concurrent updates merge rather than overwrite each other."""
 
     def __init__(
         self,
@@ -63,6 +82,7 @@ class Index:
         sparse: BM25Store | None = None,
         generator: Generator | None = None,
         manifest: Manifest | None = None,
+        wait: bool = True,
     ):
         self.folder = folder
         self.manifest = manifest
@@ -72,6 +92,9 @@ class Index:
         self.chunks = chunks
         self.contexts = contexts
         self.vectors = vectors
+        self.wait = wait
+        self.build_report: BuildReport | None = None
+        """What the last ``build`` loaded and skipped."""
         cfg = settings.retrieval
         self.dense = dense or FaissStore.build(
             vectors, hnsw_threshold=cfg.hnsw_threshold, threads=cfg.search_threads
@@ -82,6 +105,7 @@ class Index:
         )
         self._generator = generator
         self._reranker: Reranker | None = None
+        self._rows = {c.id: i for i, c in enumerate(chunks)}
 
     # ----------------------------------------------------------------- building
     @classmethod
@@ -95,13 +119,16 @@ class Index:
         generator: Generator | None = None,
         progress: bool = True,
         on_skip: Callable[[Path, str], None] | None = None,
+        wait: bool = True,
     ) -> Index:
         """Load, chunk, contextualize, embed and store ``paths`` under ``out``.
 
         ``generator`` writes contexts in ``llm`` mode (default: the configured context LLM).
         Contexts and embeddings are cached, so re-running after an interruption only
-        computes what is missing."""
+        computes what is missing. ``out`` must be a new or empty folder or an index."""
+        started = time.perf_counter()
         settings = config or load_settings()
+        check_target(Path(out))
         report = load_documents([Path(p) for p in paths], on_skip=on_skip)
         if not report.documents:
             raise EmptyIndexError(
@@ -115,7 +142,7 @@ class Index:
             overlap_tokens=settings.chunk.overlap_tokens,
             count_tokens=embedder.count_tokens,
         )
-        return cls.from_chunks(
+        index = cls.from_chunks(
             chunks,
             report.documents,
             settings,
@@ -123,7 +150,15 @@ class Index:
             embedder=embedder,
             generator=generator,
             progress=progress,
+            wait=wait,
         )
+        index.build_report = BuildReport(
+            documents=len(report.documents),
+            chunks=len(chunks),
+            skipped=tuple((s.path, s.reason) for s in report.skipped),
+            seconds=time.perf_counter() - started,
+        )
+        return index
 
     @classmethod
     def from_chunks(
@@ -136,23 +171,27 @@ class Index:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         progress: bool = True,
+        wait: bool = True,
     ) -> Index:
         """Index chunks exactly as given (benchmarks whose gold labels name chunks need this)."""
         folder = Path(out)
+        check_target(folder)
         embedder = embedder or make_embedder(config.embed)
         docs = {d.id: d for d in documents}
-        contexts = _contexts(chunks, docs, config, generator, progress)
-        vectors = _embed(chunks, contexts, embedder, config, progress)
-        index = cls(
-            folder,
-            config,
-            embedder,
-            list(chunks),
-            contexts,
-            vectors,
-            generator=generator,
-        )
-        index._save(n_documents=len({c.doc_id for c in chunks}), generator=generator)
+        with writer_lock(folder, wait=wait, on_wait=_say_waiting):
+            contexts = _contexts(chunks, docs, config, generator, progress)
+            vectors = _embed(chunks, contexts, embedder, config, progress)
+            index = cls(
+                folder,
+                config,
+                embedder,
+                list(chunks),
+                contexts,
+                vectors,
+                generator=generator,
+                wait=wait,
+            )
+            index._save()
         return index
 
     @classmethod
@@ -163,14 +202,17 @@ class Index:
         *,
         embedder: Embedder | None = None,
         generator: Generator | None = None,
+        wait: bool = True,
     ) -> Index:
         """Open an index; search settings come from ``config``, the embedder from the index.
 
-        Asking for an embedder other than the one the index was built with is an error:
-        its vectors would live in another space."""
+        Every file is checked against the manifest before any model is loaded. Asking for
+        an embedder other than the one the index was built with is an error: its vectors
+        would live in another space."""
         folder = Path(folder)
         manifest = read_manifest(folder)
         settings = config or load_settings()
+        stored = _read_generation(folder, manifest, settings)
         explicit = embedder is not None or "embed" in settings.model_fields_set
         if not explicit:
             settings = settings.model_copy(
@@ -182,20 +224,18 @@ class Index:
                 f"{folder} was built with embedder {manifest.embedder!r}, "
                 f"but {embedder.name!r} was requested"
             )
-        generation = folder / manifest.generation
-        chunks, contexts = read_chunks(generation)
-        size = len(chunks)
         return cls(
             folder,
             settings,
             embedder,
-            chunks,
-            contexts,
-            read_vectors(generation),
-            dense=FaissStore.load(generation, threads=settings.retrieval.search_threads),
-            sparse=BM25Store.load(generation, size),
+            stored.chunks,
+            stored.contexts,
+            stored.vectors,
+            dense=stored.dense,
+            sparse=stored.sparse,
             generator=generator,
             manifest=manifest,
+            wait=wait,
         )
 
     # ----------------------------------------------------------------- updating
@@ -208,14 +248,15 @@ class Index:
             count_tokens=self.embedder.count_tokens,
         )
         docs = {d.id: d for d in documents}
-        contexts = _contexts(new_chunks, docs, self.settings, self._generator, progress)
-        vectors = _embed(new_chunks, contexts, self.embedder, self.settings, progress)
-        keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in docs]
-        self._replace(
-            [self.chunks[i] for i in keep] + new_chunks,
-            [self.contexts[i] for i in keep] + contexts,
-            np.concatenate([self.vectors[keep], vectors]),
-        )
+        with self._writing():
+            contexts = _contexts(new_chunks, docs, self.settings, self._generator, progress)
+            vectors = _embed(new_chunks, contexts, self.embedder, self.settings, progress)
+            keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in docs]
+            self._replace(
+                [self.chunks[i] for i in keep] + new_chunks,
+                [self.contexts[i] for i in keep] + contexts,
+                np.concatenate([self.vectors[keep], vectors]),
+            )
 
     def add(self, paths: Sequence[Path | str], *, progress: bool = True) -> BuildReport:
         """Load files and upsert their documents."""
@@ -231,17 +272,48 @@ class Index:
         )
 
     def delete(self, doc_ids: Iterable[str]) -> int:
-        """Remove documents by id; returns how many chunks were removed."""
+        """Remove documents by id; returns how many chunks were removed.
+
+        An id the index does not hold raises ``DocumentNotFoundError`` and removes nothing:
+        a typo must not pass for a deletion."""
         gone = set(doc_ids)
-        keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in gone]
-        removed = len(self.chunks) - len(keep)
-        if removed:
-            self._replace(
-                [self.chunks[i] for i in keep],
-                [self.contexts[i] for i in keep],
-                self.vectors[keep],
-            )
+        with self._writing():
+            unknown = sorted(gone - {c.doc_id for c in self.chunks})
+            if unknown:
+                raise DocumentNotFoundError(
+                    f"{self.folder} holds no document {', '.join(map(repr, unknown))}; "
+                    f"`reasonrag info {self.folder}` lists its document ids"
+                )
+            keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in gone]
+            removed = len(self.chunks) - len(keep)
+            if removed:
+                self._replace(
+                    [self.chunks[i] for i in keep],
+                    [self.contexts[i] for i in keep],
+                    self.vectors[keep],
+                )
         return removed
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the writer lock over a base that is the index as it is on disk now."""
+        with writer_lock(self.folder, wait=self.wait, on_wait=_say_waiting):
+            self._refresh()
+            yield
+
+    def _refresh(self) -> None:
+        """Reload from disk when another writer has swapped in a generation since."""
+        try:
+            current = read_manifest(self.folder)
+        except NotAnIndexError:
+            return  # nothing written yet: this object is the whole index
+        if self.manifest is not None and current.generation == self.manifest.generation:
+            return
+        stored = _read_generation(self.folder, current, self.settings)
+        self.chunks, self.contexts, self.vectors = stored.chunks, stored.contexts, stored.vectors
+        self.dense, self.sparse = stored.dense, stored.sparse
+        self._rows = {c.id: i for i, c in enumerate(self.chunks)}
+        self.manifest = current
 
     def _replace(self, chunks: list[Chunk], contexts: list[str], vectors: Vectors) -> None:
         fresh = Index(
@@ -252,14 +324,16 @@ class Index:
             contexts,
             vectors,
             generator=self._generator,
+            wait=self.wait,
         )
-        fresh._save(n_documents=len({c.doc_id for c in chunks}), generator=self._generator)
+        fresh._save()
         self.__dict__.update(fresh.__dict__)
 
-    def _save(self, *, n_documents: int, generator: Generator | None) -> None:
+    def _save(self) -> None:
         mode = self.settings.context.mode
         context_generator = None
         if mode == "llm":
+            generator = self._generator
             context_generator = generator.name if generator else self.settings.context_llm.model
         self.manifest = write_generation(
             self.folder,
@@ -271,7 +345,7 @@ class Index:
             manifest_fields={
                 "embedder": self.embedder.name,
                 "dim": int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0,
-                "n_documents": n_documents,
+                "n_documents": len({c.doc_id for c in self.chunks}),
                 "context_mode": mode,
                 "context_generator": context_generator,
                 "settings": {
@@ -281,6 +355,29 @@ class Index:
                 },
             },
         )
+
+    # ------------------------------------------------------------------- lookup
+    def get(self, chunk_ids: Iterable[str]) -> list[Chunk]:
+        """The chunks with these ids, in the order asked (a saved trace names chunks by id)."""
+        ids = list(chunk_ids)
+        unknown = [i for i in ids if i not in self._rows]
+        if unknown:
+            raise DocumentNotFoundError(
+                f"{self.folder} holds no chunk {', '.join(map(repr, unknown[:5]))}"
+            )
+        return [self.chunks[self._rows[i]] for i in ids]
+
+    def context_of(self, chunk_id: str) -> str:
+        """The situating context indexed with ``chunk_id`` ("" when none)."""
+        self.get([chunk_id])
+        return self.contexts[self._rows[chunk_id]]
+
+    def documents(self) -> dict[str, int]:
+        """Document id -> number of chunks, in index order."""
+        counts: dict[str, int] = {}
+        for chunk in self.chunks:
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+        return counts
 
     # ------------------------------------------------------------------ search
     def search(self, query: str, k: int = 10) -> list[Hit]:
@@ -389,6 +486,26 @@ class Index:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One generation as read from disk, every file checked."""
+
+    chunks: list[Chunk]
+    contexts: list[str]
+    vectors: Vectors
+    dense: FaissStore
+    sparse: BM25Store
+
+
+def _read_generation(folder: Path, manifest: Manifest, settings: Settings) -> _Stored:
+    generation = generation_folder(folder, manifest)
+    n = manifest.n_chunks
+    chunks, contexts = read_chunks(folder, generation, n)
+    vectors = read_vectors(folder, generation, n, manifest.dim)
+    dense, sparse = read_stores(folder, generation, n, threads=settings.retrieval.search_threads)
+    return _Stored(chunks, contexts, vectors, dense, sparse)
 
 
 class _StageTimer:

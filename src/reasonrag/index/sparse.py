@@ -43,9 +43,12 @@ class BM25Store:
 
     @classmethod
     def load(cls, folder: Path, size: int) -> BM25Store:
+        """The store saved in ``folder``; its length is the number of documents the saved
+        scores cover, so a caller can check it against ``size``."""
         if size == 0:
             return cls(bm25s.BM25(), 0)
-        return cls(bm25s.BM25.load(str(folder / SPARSE_DIR), show_progress=False), size)
+        retriever = bm25s.BM25.load(str(folder / SPARSE_DIR), show_progress=False)
+        return cls(retriever, int(retriever.scores["num_docs"]))
 
     def save(self, folder: Path) -> None:
         if self._size:
