@@ -27,8 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from reasonrag.config import Settings, load_settings
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
@@ -50,6 +48,7 @@ from reasonrag.files import atomic_write_text
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator
 from reasonrag.llm.factory import make_generator
+from reasonrag.progress import make_console
 
 HERE = Path(__file__).resolve().parent
 DATA_FILES = {
@@ -61,7 +60,7 @@ DATA_FILES = {
 METHODS = ("closed", "rag", "rare", "tao")
 DOCS_SECTION = "multihop"
 """Marker name of the section ``--docs`` rewrites (``<!-- multihop:begin -->`` ...)."""
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 @dataclass(frozen=True)

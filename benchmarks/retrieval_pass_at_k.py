@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from rich.console import Console
 from rich.table import Table
 
 from contextual_format import EvalQuery, RetrievalSet, load_retrieval_set
@@ -37,7 +36,7 @@ from reasonrag.eval.runner import machine_info
 from reasonrag.eval.stats import bootstrap_ci
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator
-from reasonrag.progress import progress_task
+from reasonrag.progress import make_console, progress_task
 
 HERE = Path(__file__).resolve().parent
 ContextMode = Literal["none", "title", "llm"]
@@ -291,7 +290,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
-    console = Console()
+    console = make_console()
     data = load_retrieval_set(args.data, on_error=lambda issue: None)
     for issue in data.issues[:5]:
         console.print(f"[yellow]skipped {issue}")

@@ -37,6 +37,7 @@ from reasonrag.index import Index
 from reasonrag.index.dense import FAISS_FILE, HNSW_EF_SEARCH
 from reasonrag.index.sparse import SPARSE_DIR
 from reasonrag.ingest.records import Chunk, Document
+from reasonrag.progress import make_console
 from retrieval_pass_at_k import HERE, report_header
 
 DIM = 384
@@ -324,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "search_speed.json")
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     faiss.omp_set_num_threads(args.faiss_threads)
     results = [measure_size(size, args.queries, args.faiss_threads, console) for size in sizes]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reason_fakes import KeywordRetriever, ScriptedGenerator, prompt_text
-from reasonrag.config import ConfigError, Settings
+from reasonrag.config import ConfigError, Settings, load_settings
 from reasonrag.llm.base import as_messages
 from reasonrag.reason import Agent, Citation, SinglePass, TaoAgent
 from reasonrag.reason.prompts import DATA_NOTICE
@@ -102,7 +102,6 @@ def test_from_config_without_index_dir_names_the_field(tmp_path: Path) -> None:
         Agent.from_config(settings(tmp_path), generator=ScriptedGenerator([]))
 
 
-def test_from_config_rejects_unknown_actions(tmp_path: Path) -> None:
-    cfg = settings(tmp_path, actions=["search", "browse"])
-    with pytest.raises(ConfigError, match=r"agent\.actions: unknown action"):
-        Agent.from_config(cfg, retriever=KeywordRetriever(), generator=ScriptedGenerator([]))
+def test_unknown_actions_are_refused_with_the_settings_before_any_model(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"agent\.actions\.1: Input should be 'search'"):
+        load_settings(cache_dir=tmp_path, agent={"actions": ["search", "browse"]})

@@ -1,23 +1,36 @@
-"""The ``reasonrag`` command line."""
+"""The ``reasonrag`` command line.
+
+Every option that mirrors a setting defaults to None, so a flag that is not given never
+overrides the config file or the environment."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.table import Table
 
+from reasonrag.cli_config import config_app
 from reasonrag.cli_support import (
     EXIT_FAILURE,
+    ConfigOption,
     err,
+    fail,
     out,
     reported_errors,
     settings_or_exit,
 )
-from reasonrag.config import default_cache_dir
+from reasonrag.config import (
+    ActionName,
+    ContextMode,
+    Fusion,
+    MethodName,
+    Rerank,
+    default_cache_dir,
+)
 from reasonrag.eval.cli import eval_app
 
 app = typer.Typer(
@@ -26,10 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML config file (also $REASONRAG_CONFIG)."),
-]
 Backend = Annotated[
     str | None, typer.Option(help="Answering LLM backend: local, openai or anthropic.")
 ]
@@ -39,14 +48,14 @@ Model = Annotated[
 BaseUrl = Annotated[
     str | None, typer.Option(help="OpenAI-compatible server root, e.g. http://localhost:8000/v1")
 ]
+Wait = Annotated[
+    bool,
+    typer.Option(help="When another process is writing the index, wait for it (or fail)."),
+]
 
 
 def _llm(backend: str | None, model: str | None, base_url: str | None) -> dict[str, Any]:
     return {"backend": backend, "model": model, "base_url": base_url}
-
-
-def _warn_skip(path: Path, reason: str) -> None:
-    err.print(f"[yellow]skipped[/] {path}: {reason}")
 
 
 @app.command()
@@ -54,7 +63,7 @@ def index(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Index folder to write.")],
     context: Annotated[
-        str | None, typer.Option(help="Chunk contexts: llm, title or none (default title).")
+        ContextMode | None, typer.Option(help="Chunk contexts (default title).")
     ] = None,
     backend: Backend = None,
     model: Model = None,
@@ -68,11 +77,13 @@ def index(
     update: Annotated[
         bool, typer.Option(help="Add to an existing index, replacing documents by id.")
     ] = False,
+    wait: Wait = True,
     config: ConfigOption = None,
 ) -> None:
     """Load, chunk, contextualize, embed and store documents. Safe to re-run after a kill:
     cached contexts and embeddings are reused and the index is swapped in atomically."""
     from reasonrag.index import Index
+    from reasonrag.index.store import MANIFEST, check_target
 
     context_llm = None
     if context_backend or context_model:
@@ -82,20 +93,27 @@ def index(
         llm=_llm(backend, model, base_url),
         context={"mode": context, "llm": context_llm},
     )
+    skipped: list[tuple[Path, str]] = []
+
+    def warn_skip(path: Path, reason: str) -> None:
+        skipped.append((path, reason))
+        err.print(f"[yellow]skipped[/] {path}: {reason}")
+
     with reported_errors():
-        if update and (out_dir / "manifest.json").exists():
-            idx = Index.open(out_dir, settings)
+        check_target(out_dir)
+        if update and (out_dir / MANIFEST).exists():
+            idx = Index.open(out_dir, settings, wait=wait)
             report = idx.add(paths)
             for path, reason in report.skipped:
-                _warn_skip(Path(path), reason)
+                warn_skip(Path(path), reason)
             out.print(f"updated {out_dir}: {report.documents} documents upserted")
         else:
-            idx = Index.build(paths, settings, out_dir, on_skip=_warn_skip)
+            idx = Index.build(paths, settings, out_dir, on_skip=warn_skip, wait=wait)
     assert idx.manifest is not None
     m = idx.manifest
     out.print(
         f"[green]indexed[/] {m.n_documents} documents, {m.n_chunks} chunks into {out_dir} "
-        f"(contexts: {m.context_mode}, embedder: {m.embedder})"
+        f"(contexts: {m.context_mode}, embedder: {m.embedder}); {len(skipped)} skipped"
     )
 
 
@@ -103,11 +121,9 @@ def index(
 def search(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
-    rerank: Annotated[
-        str | None, typer.Option(help="Rerank the top hits: none, llm or cross-encoder.")
-    ] = None,
-    fusion: Annotated[str | None, typer.Option(help="rrf, weighted, dense or sparse.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of hits.")] = 10,
+    rerank: Annotated[Rerank | None, typer.Option(help="Rerank the top hits.")] = None,
+    fusion: Annotated[Fusion | None, typer.Option(help="How dense and BM25 lists combine.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False,
     backend: Backend = None,
     model: Model = None,
@@ -117,6 +133,8 @@ def search(
     """Hybrid search of an index."""
     from reasonrag.index import Index
 
+    if not query.strip():
+        fail("the query is empty")
     settings = settings_or_exit(
         config,
         llm=_llm(backend, model, base_url),
@@ -147,17 +165,31 @@ def _print_hits(query: str, hits: list[Any]) -> None:
     out.print(table)
 
 
+def _actions(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(a.strip() for a in text.split(",") if a.strip())
+
+
 @app.command()
 def ask(
-    index_dir: Annotated[Path | None, typer.Argument(help="Index folder (not needed for closed).")],
-    question: Annotated[str, typer.Argument(help="The question.")],
-    method: Annotated[
-        str | None, typer.Option(help="tao (agent), rag, rare or closed (no retrieval).")
+    index_or_question: Annotated[
+        str,
+        typer.Argument(
+            metavar="INDEX",
+            help="Index folder; with --method closed or agent.index_dir, the question itself.",
+        ),
+    ],
+    question: Annotated[
+        str | None, typer.Argument(metavar="QUESTION", show_default=False, help="The question.")
     ] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Tmax for the TAO agent.")] = None,
+    method: Annotated[
+        MethodName | None, typer.Option(help="tao (agent), rag, rare or closed (no index).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Tmax for the TAO agent.")] = None,
     actions: Annotated[
         str | None,
-        typer.Option(help="Comma-separated TAO actions: search,finish,verify,calculate,rethink."),
+        typer.Option(help="Comma-separated TAO actions, of: " + ", ".join(get_args(ActionName))),
     ] = None,
     trace: Annotated[
         bool, typer.Option(help="Show every step's hits, not only the answer.")
@@ -173,12 +205,21 @@ def ask(
     base_url: BaseUrl = None,
     config: ConfigOption = None,
 ) -> None:
-    """Answer a question with its citations; the reasoning trace is drawn as it happens."""
+    """Answer a question with its citations; the reasoning trace is drawn as it happens.
+    With --method closed (or agent.index_dir in the config) the index may be left out."""
     from reasonrag.reason import Agent, save_traces
 
-    agent_cfg: dict[str, Any] = {"method": method, "max_steps": max_steps, "index_dir": index_dir}
-    if actions:
-        agent_cfg["actions"] = tuple(a.strip() for a in actions.split(",") if a.strip())
+    index_dir: Path | None = Path(index_or_question)
+    if question is None:
+        index_dir, question = None, index_or_question
+    if not question.strip():
+        fail("the question is empty")
+    agent_cfg: dict[str, Any] = {
+        "method": method,
+        "max_steps": max_steps,
+        "index_dir": index_dir,
+        "actions": _actions(actions),
+    }
     settings = settings_or_exit(config, llm=_llm(backend, model, base_url), agent=agent_cfg)
     with reported_errors():
         agent = Agent.from_config(settings)
@@ -207,14 +248,49 @@ def _ask_live(agent: Any, question: str, show_hits: bool) -> Any:
 def remove(
     index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
     doc_ids: Annotated[list[str], typer.Argument(help="Document ids to delete.")],
+    wait: Wait = True,
     config: ConfigOption = None,
 ) -> None:
-    """Delete documents from an index by id."""
+    """Delete documents from an index by id (`reasonrag info INDEX` lists them). An unknown
+    id is an error and deletes nothing."""
     from reasonrag.index import Index
 
+    settings = settings_or_exit(config)
     with reported_errors():
-        removed = Index.open(index_dir, settings_or_exit(config)).delete(doc_ids)
-    out.print(f"removed {removed} chunks")
+        removed = Index.open(index_dir, settings, wait=wait).delete(doc_ids)
+    out.print(f"removed {len(set(doc_ids))} documents ({removed} chunks) from {index_dir}")
+
+
+@app.command()
+def info(
+    index_dir: Annotated[Path, typer.Argument(help="Index folder.")],
+    ids: Annotated[bool, typer.Option(help="List the document ids.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What an index holds: documents, chunks, embedder, contexts, size, document ids.
+    Reads the files only; no model is loaded."""
+    from reasonrag.index.info import describe
+
+    with reported_errors():
+        summary = describe(index_dir)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"[bold]{index_dir}", show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in summary.items():
+        if key != "documents":
+            table.add_row(key, str(value))
+    out.print(table)
+    if ids:
+        docs = Table(title="documents", title_justify="left")
+        docs.add_column("id", overflow="fold")
+        docs.add_column("chunks", justify="right")
+        docs.add_column("title", overflow="fold")
+        for doc in summary["documents"]:
+            docs.add_row(doc["id"], str(doc["chunks"]), doc["title"])
+        out.print(docs)
 
 
 @app.command()
@@ -222,8 +298,10 @@ def demo(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to write the demo index.")
     ] = None,
-    context: Annotated[str, typer.Option(help="Chunk contexts: llm, title or none.")] = "title",
-    questions: Annotated[int, typer.Option(help="Demo questions to search for.")] = 4,
+    context: Annotated[
+        ContextMode | None, typer.Option(help="Chunk contexts (default title).")
+    ] = None,
+    questions: Annotated[int, typer.Option(min=0, help="Demo questions to search for.")] = 4,
     config: ConfigOption = None,
 ) -> None:
     """Index the bundled demo corpus, search it with some of its questions, and answer one
@@ -242,6 +320,7 @@ def demo(
 
 
 app.add_typer(eval_app, name="eval")
+app.add_typer(config_app, name="config")
 
 if __name__ == "__main__":
     app()

@@ -5,22 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from reasonrag.config import Settings, load_settings
 from reasonrag.errors import ConfigError, ReasonRAGError
+from reasonrag.progress import make_console
 
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 EXIT_FAILURE = 1
 """The work failed (a backend gave up, a question could not be answered)."""
 EXIT_BAD_INPUT = 2
 """The input was wrong (missing file, invalid config, not an index); as Typer's usage errors.
 Each ``ReasonRAGError`` class carries its own code (see ``reasonrag.errors``)."""
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (also $REASONRAG_CONFIG)."),
+]
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:

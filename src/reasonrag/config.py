@@ -7,6 +7,7 @@ Environment variables use the ``REASONRAG_`` prefix and ``__`` between levels, e
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,12 +22,21 @@ from pydantic_settings import (
 
 from reasonrag.errors import ConfigError
 
+ContextMode = Literal["llm", "title", "none"]
+Fusion = Literal["rrf", "weighted", "dense", "sparse"]
+Rerank = Literal["none", "llm", "cross-encoder"]
+MethodName = Literal["tao", "rag", "rare", "closed"]
+ActionName = Literal["search", "finish", "verify", "calculate", "rethink"]
+
+_TOML_FILE: ContextVar[Path | None] = ContextVar("reasonrag_toml_file", default=None)
+
 CONFIG_ENV = "REASONRAG_CONFIG"
 """Path of a TOML config file, when none is passed explicitly."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become field descriptions: `config init` writes them as comments.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class LLMConfig(_Section):
@@ -67,7 +77,7 @@ class ChunkConfig(_Section):
 
 
 class ContextConfig(_Section):
-    mode: Literal["llm", "title", "none"] = "title"
+    mode: ContextMode = "title"
     llm: LLMConfig | None = None
     """Generator that writes contexts; defaults to the answering ``llm``."""
     max_tokens: int = Field(96, ge=8)
@@ -81,11 +91,11 @@ class ContextConfig(_Section):
 class RetrievalConfig(_Section):
     dense_k: int = Field(50, ge=1)
     sparse_k: int = Field(50, ge=1)
-    fusion: Literal["rrf", "weighted", "dense", "sparse"] = "rrf"
+    fusion: Fusion = "rrf"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)
     """Weight of the dense scores in weighted fusion; sparse gets ``1 - dense_weight``."""
-    rerank: Literal["none", "llm", "cross-encoder"] = "none"
+    rerank: Rerank = "none"
     rerank_top: int = Field(20, ge=1)
     cross_encoder_model: str | None = None
     search_threads: int = Field(1, ge=1)
@@ -97,12 +107,12 @@ class RetrievalConfig(_Section):
 
 
 class AgentConfig(_Section):
-    method: Literal["tao", "rag", "rare", "closed"] = "tao"
+    method: MethodName = "tao"
     max_steps: int = Field(8, ge=1)
     """Tmax: Thought-Action-Observation steps before the agent is asked for a final answer."""
     top_k: int = Field(5, ge=1)
     """Snippets shown per search observation (and retrieved by single-pass baselines)."""
-    actions: tuple[str, ...] = ("search", "finish")
+    actions: tuple[ActionName, ...] = ("search", "finish")
     """Actions the TAO agent may use: any of search, finish, verify, calculate, rethink."""
     max_tokens: int = Field(192, ge=8)
     """Tokens per generated step."""
@@ -117,7 +127,11 @@ def default_cache_dir() -> Path:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REASONRAG_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="REASONRAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     llm: LLMConfig = LLMConfig()
@@ -142,7 +156,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_TOML_FILE.get())
+        return (init_settings, env_settings, toml)
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
@@ -158,11 +173,11 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     if toml_path is not None and not toml_path.is_file():
         raise ConfigError(f"config file not found: {toml_path}")
 
-    class _FromFile(Settings):
-        model_config = SettingsConfigDict(toml_file=toml_path)
-
+    # The file reaches the sources through a context variable rather than a subclass made
+    # here, so the result is a plain (picklable) Settings.
+    token = _TOML_FILE.set(toml_path)
     try:
-        return _FromFile(**_drop_none(overrides))
+        return Settings(**drop_unset(overrides))
     except ValidationError as exc:
         where = f" in {toml_path}" if toml_path else ""
         fields = "; ".join(
@@ -171,14 +186,16 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration{where}: {fields}") from exc
     except ValueError as exc:  # malformed TOML
         raise ConfigError(f"cannot read config {toml_path}: {exc}") from exc
+    finally:
+        _TOML_FILE.reset(token)
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+def drop_unset(values: dict[str, Any]) -> dict[str, Any]:
     """CLI flags left unset arrive as None and must not mask the file or environment."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            nested = _drop_none(value)
+            nested = drop_unset(value)
             if nested:
                 out[key] = nested
         elif value is not None:

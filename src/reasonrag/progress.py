@@ -18,7 +18,20 @@ from rich.progress import (
 Advance = Callable[..., None]
 """``advance(n, description=None)``: n more items done; a description replaces the label."""
 
-console = Console(stderr=True)
+NON_TERMINAL_WIDTH = 200
+"""Rich wraps to 80 columns when output is piped or captured, squeezing table headers to
+"pipel…"; logs and CI output have room for more."""
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that is as wide as the terminal, or ``NON_TERMINAL_WIDTH`` when not one."""
+    made = Console(stderr=stderr)
+    if not made.is_terminal:
+        made.width = NON_TERMINAL_WIDTH
+    return made
+
+
+console = make_console(stderr=True)
 
 
 @contextmanager

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reasonrag.cli_support import fail, out, reported_errors, settings_or_exit
-from reasonrag.config import Settings
+from reasonrag.cli_support import ConfigOption, fail, out, reported_errors, settings_or_exit
+from reasonrag.config import MethodName, Settings
+from reasonrag.eval.datasets import DatasetName
 from reasonrag.llm.base import Generator
 
 eval_app = typer.Typer(
@@ -41,7 +42,7 @@ def _judge_generator(
 
 @eval_app.command("run")
 def run(
-    dataset: Annotated[str, typer.Option(help="demo, hotpotqa, musique, 2wiki, nq or flashrag.")],
+    dataset: Annotated[DatasetName, typer.Option(help="The benchmark's format.")],
     path: Annotated[
         Path | None,
         typer.Option(help="Dataset file, or a folder holding {split}.jsonl (demo: optional)."),
@@ -49,7 +50,9 @@ def run(
     split: Annotated[str, typer.Option(help="Split file to read when --path is a folder.")] = "dev",
     n: Annotated[int, typer.Option(min=1, help="Questions to sample (seeded).")] = 200,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    method: Annotated[str, typer.Option(help="tao, rag, rare or closed.")] = "tao",
+    method: Annotated[
+        MethodName | None, typer.Option(help="Reasoning method (default agent.method: tao).")
+    ] = None,
     index: Annotated[
         Path | None,
         typer.Option(help="Index to search (default: one built from the dataset's paragraphs)."),
@@ -60,8 +63,12 @@ def run(
     ] = None,
     judge: Annotated[bool, typer.Option(help="Also score answers with an LLM judge.")] = False,
     batch: Annotated[int, typer.Option(min=1, help="Questions answered together per wave.")] = 8,
-    max_steps: Annotated[int | None, typer.Option(help="TAO step limit (agent.max_steps).")] = None,
-    top_k: Annotated[int | None, typer.Option(help="Snippets per search (agent.top_k).")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="TAO step limit (agent.max_steps).")
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Snippets per search (agent.top_k).")
+    ] = None,
     backend: Annotated[
         str | None, typer.Option(help="Answering LLM backend: local, openai or anthropic.")
     ] = None,
@@ -74,7 +81,7 @@ def run(
         str | None, typer.Option(help="Judge model (default: the answering LLM).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Answer and score a benchmark sample; re-running the same command resumes it."""
     from reasonrag.eval.report import markdown_table, write_report
@@ -85,7 +92,7 @@ def run(
         llm={"backend": backend, "model": model, "base_url": base_url},
         agent={"method": method, "max_steps": max_steps, "top_k": top_k},
     )
-    run_dir = out_dir or Path("runs") / f"{dataset}-{method}-n{n}-s{seed}"
+    run_dir = out_dir or Path("runs") / f"{dataset}-{settings.agent.method}-n{n}-s{seed}"
     with reported_errors():
         spec = EvalSpec(dataset, resolve_dataset_path(dataset, path, split), n, seed, judge)
         opened = None

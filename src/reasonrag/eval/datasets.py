@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -519,6 +519,8 @@ _LOADERS: dict[str, Callable[..., list[QAExample]]] = {
     "flashrag": load_flashrag,
 }
 DATASET_NAMES = (*_LOADERS, "demo")
+DatasetName = Literal["hotpotqa", "musique", "2wiki", "2wikimultihopqa", "nq", "flashrag", "demo"]
+"""The names ``load_dataset`` knows, as a type (the CLI lists them in ``--help``)."""
 
 
 def sample_examples(examples: Sequence[QAExample], n: int | None, seed: int = 0) -> list[QAExample]:

@@ -116,6 +116,14 @@ def generation_folder(folder: Path, manifest: Manifest) -> Path:
     return generation
 
 
+def check_index(folder: Path) -> Manifest:
+    """The manifest of the index at ``folder`` once its files are all present at their
+    recorded sizes: a cheap check to run before loading any model."""
+    manifest = read_manifest(folder)
+    generation_folder(folder, manifest)
+    return manifest
+
+
 def damaged(folder: Path, path: Path, reason: str) -> IndexDamagedError:
     return IndexDamagedError(f"index damaged: {path} ({reason}); {rebuild_hint(folder)}")
 

@@ -277,19 +277,27 @@ class Agent:
         generator: Generator | None = None,
     ) -> Agent:
         """The method ``cfg.agent.method`` over ``retriever`` (default: the index at
-        ``cfg.agent.index_dir``) and ``generator`` (default: built from ``cfg.llm``)."""
+        ``cfg.agent.index_dir``) and ``generator`` (default: built from ``cfg.llm``).
+
+        The index's files are checked before the generator is loaded, so a wrong path
+        fails at once rather than after the model load."""
+        index_dir = cfg.agent.index_dir
+        if retriever is None and cfg.agent.method != "closed":
+            if index_dir is None:
+                raise ConfigError(
+                    f"agent.index_dir: method {cfg.agent.method!r} needs an index to search"
+                )
+            from reasonrag.index.store import check_index
+
+            check_index(index_dir)
         if generator is None:
             from reasonrag.llm.factory import make_generator
 
             generator = make_generator(cfg.llm, cfg.cache_dir)
-        if retriever is None and cfg.agent.method != "closed":
-            if cfg.agent.index_dir is None:
-                raise ConfigError(
-                    f"agent.index_dir: method {cfg.agent.method!r} needs an index to search"
-                )
+        if retriever is None and index_dir is not None and cfg.agent.method != "closed":
             from reasonrag.index import Index
 
-            retriever = Index.open(cfg.agent.index_dir, cfg, generator=generator)
+            retriever = Index.open(index_dir, cfg, generator=generator)
         return cls(build_method(cfg.agent, generator, retriever))
 
 
