@@ -277,3 +277,30 @@ def test_batch_must_be_positive(tmp_path: Path, spec: EvalSpec, settings: Settin
             batch=0,
             progress=False,
         )
+
+
+def test_a_kill_mid_wave_keeps_the_questions_already_answered(
+    tmp_path: Path, spec: EvalSpec, settings: Settings, hash_embedder: HashEmbedder
+) -> None:
+    quick, slow, slower = QUESTIONS[:3]
+    replies = {
+        quick.question: [action("finish", answer=quick.answer)],
+        slow.question: [action("search", query="x"), action("finish", answer=slow.answer)],
+        slower.question: [action("search", query="y"), action("finish", answer=slower.answer)],
+    }
+    write_hotpot(spec.path or Path(), [quick, slow, slower])
+    run_dir = tmp_path / "run"
+    tao = with_agent(settings, method="tao")
+    dying = KillAfter(ScriptedGenerator(replies), calls=1)  # dies in the wave's second round
+    with pytest.raises(Killed):
+        evaluate(
+            spec, tao, run_dir, generator=dying, embedder=hash_embedder, batch=3, progress=False
+        )
+    assert [row["id"] for row in lines(run_dir)] == [quick.id]
+    assert len((run_dir / "traces.jsonl").read_text().splitlines()) == 1
+    generator = ScriptedGenerator(replies)
+    result = evaluate(
+        spec, tao, run_dir, generator=generator, embedder=hash_embedder, batch=3, progress=False
+    )
+    assert result.new == 2
+    assert not any(quick.question in prompt_text(p) for p in generator.prompts)

@@ -384,3 +384,29 @@ def test_search_needs_a_retriever() -> None:
         actions=("calculate",),
     )
     assert calc_only.ask("What is six times seven?").answer == "42"
+
+
+def test_a_failing_action_is_an_observation_and_loses_no_question_of_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def overflow(expression: str) -> str:
+        raise OverflowError("integer too large to convert to float")
+
+    monkeypatch.setattr("reasonrag.reason.actions.calculate", overflow)
+    gen = ScriptedGenerator(
+        {
+            "big": [action("calculate", expression="10**1000/7"), action("finish", answer="huge")],
+            "Corvin": [action("finish", answer="Pellmoor")],
+            "Vantry": [action("search", query="Vantry"), action("finish", answer="1901")],
+        }
+    )
+    tao = TaoAgent(gen, KeywordRetriever(), actions=ALL)
+    finished: list[int] = []
+    answers = tao.ask_many(
+        ["How big is the big number?", "Where was Corvin born?", "When was Vantry signed?"],
+        on_finished=lambda done: finished.extend(i for i, _ in done),
+    )
+    assert [a.answer for a in answers] == ["huge", "Pellmoor", "1901"]
+    failed = answers[0].trace.steps[0]
+    assert "OverflowError" in failed.observation and failed.note.startswith("action failed")
+    assert finished == [1, 0, 2], "each question is reported in the round that finished it"

@@ -21,7 +21,13 @@ from typing import Any
 
 from reasonrag.config import Settings
 from reasonrag.embed.base import Embedder
-from reasonrag.errors import DatasetError, IndexStoreError, NotFoundError, RunMismatchError
+from reasonrag.errors import (
+    DatasetError,
+    IndexStoreError,
+    InputError,
+    NotFoundError,
+    RunMismatchError,
+)
 from reasonrag.eval.corpus import corpus_from_examples, gold_doc_ids
 from reasonrag.eval.datasets import QAExample, load_dataset
 from reasonrag.eval.judge import JudgeItem, LLMJudge
@@ -33,7 +39,7 @@ from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.records import Chunk, Document
 from reasonrag.llm.base import Generator
 from reasonrag.progress import console, progress_task
-from reasonrag.reason import Answer, Method, build_method, save_traces
+from reasonrag.reason import Answer, FinishedCallback, Method, build_method, save_traces
 
 PREDICTIONS = "predictions.jsonl"
 TRACES = "traces.jsonl"
@@ -70,7 +76,8 @@ class Prediction:
     latency_s: float = 0.0
     """Sum of the question's step latencies (a batched step counts its whole batch)."""
     wall_s: float = 0.0
-    """Wall-clock time of the question's wave divided by the wave's size."""
+    """Wall-clock time from the start of the question's wave to its answer, divided by the
+    wave's size (questions answered together share the time)."""
     judge_verdict: bool | None = None
     """The judge's reading: None when it was not asked or its reply was unreadable."""
 
@@ -244,31 +251,42 @@ def run_predictions(
 ) -> list[Prediction]:
     """Predict every example not yet in ``run_dir/predictions.jsonl``, ``batch`` questions
     per ``ask_many`` wave (one generate call per round for the whole wave), appending each
-    wave as it finishes; return all predictions in ``examples`` order."""
+    question as soon as it is answered (a kill loses only unfinished questions); return all
+    predictions in ``examples`` order."""
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise InputError(f"batch must be >= 1, got {batch}")
     log = PredictionLog(run_dir / PREDICTIONS)
     log.drop_partial_tail()
     done = log.read()
     todo = [e for e in examples if e.id not in done]
     scorer = _Scorer(gold_docs or {}, retrieves, judge)
     with progress_task(method.name, len(todo), enabled=progress) as advance:
+
+        def saver(wave: list[QAExample], started: float) -> FinishedCallback:
+            def save(finished: list[tuple[int, Answer]]) -> None:
+                # Questions answered together share the wave's time so far.
+                wall = (time.perf_counter() - started) / len(wave)
+                answers = [a for _, a in finished]
+                scored = scorer.score([wave[i] for i, _ in finished], answers, wall)
+                # Traces first: a line in predictions.jsonl is what marks a question as done.
+                save_traces(run_dir / TRACES, answers)
+                log.append(scored)
+                done.update((p.id, p) for p in scored)
+                running = _running(
+                    method.name, [done[e.id] for e in examples if e.id in done], len(examples)
+                )
+                advance(len(finished), description=running)
+                if progress:
+                    # Also as a log line, so non-interactive logs keep the history.
+                    console.log(running)
+
+            return save
+
         for start in range(0, len(todo), batch):
             wave = todo[start : start + batch]
-            started = time.perf_counter()
-            answers = method.ask_many([e.question for e in wave])
-            scored = scorer.score(wave, answers, (time.perf_counter() - started) / len(wave))
-            # Traces first: a line in predictions.jsonl is what marks a question as done.
-            save_traces(run_dir / TRACES, answers)
-            log.append(scored)
-            done.update((p.id, p) for p in scored)
-            running = _running(
-                method.name, [done[e.id] for e in examples if e.id in done], len(examples)
+            method.ask_many(
+                [e.question for e in wave], on_finished=saver(wave, time.perf_counter())
             )
-            advance(len(wave), description=running)
-            if progress:
-                # Also as a log line, so non-interactive logs keep the history.
-                console.log(running)
     return [done[e.id] for e in examples]
 
 

@@ -4,7 +4,13 @@ answers with citations and full traces. Rendering lives in ``reasonrag.reason.re
 from reasonrag.reason.agent import Agent, TaoAgent, build_method
 from reasonrag.reason.baselines import SinglePass
 from reasonrag.reason.calculate import CalcError, calculate
-from reasonrag.reason.machine import AgentState, Method, StepCallback, StepMachine
+from reasonrag.reason.machine import (
+    AgentState,
+    FinishedCallback,
+    Method,
+    StepCallback,
+    StepMachine,
+)
 from reasonrag.reason.records import (
     NO_ANSWER,
     Answer,
@@ -23,6 +29,7 @@ __all__ = [
     "Answer",
     "CalcError",
     "Citation",
+    "FinishedCallback",
     "Method",
     "Outcome",
     "SinglePass",

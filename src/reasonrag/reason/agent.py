@@ -22,6 +22,7 @@ from reasonrag.reason.citations import conclude
 from reasonrag.reason.guard import INJECTION_NOTE, injected_answer
 from reasonrag.reason.machine import (
     AgentState,
+    FinishedCallback,
     Method,
     StepCallback,
     StepMachine,
@@ -97,7 +98,18 @@ class TaoAgent(StepMachine):
         if isinstance(parsed, ParseFailure):
             return self._unreadable(state, completion, parsed)
         act = self._handlers[parsed.name]
-        return act(replace(state, reasked=False), completion, parsed)
+        try:
+            return act(replace(state, reasked=False), completion, parsed)
+        except Exception as exc:  # an action's failure is an observation, not the batch's end
+            reason = f"{type(exc).__name__}: {exc}"
+            step = make_step(
+                state,
+                completion,
+                parsed,
+                observation=f"The {parsed.name} action failed ({reason}). Try another action.",
+                note=f"action failed: {reason}",
+            )
+            return self._after(replace(state, reasked=False), step)
 
     # ----------------------------------------------------------------- actions
     @property
@@ -264,9 +276,12 @@ class Agent:
         return self.method.ask(question, on_step)
 
     def ask_many(
-        self, questions: Sequence[str], on_step: StepCallback | None = None
+        self,
+        questions: Sequence[str],
+        on_step: StepCallback | None = None,
+        on_finished: FinishedCallback | None = None,
     ) -> list[Answer]:
-        return self.method.ask_many(questions, on_step)
+        return self.method.ask_many(questions, on_step, on_finished)
 
     @classmethod
     def from_config(

@@ -27,6 +27,10 @@ Phase = Literal["act", "final"]
 StepCallback = Callable[[str, Step], None]
 """Called with the question and each step as soon as it is recorded."""
 
+FinishedCallback = Callable[[list[tuple[int, Answer]]], None]
+"""Called after each round with the (position, answer) of every question it finished, so a
+caller can save answers as they come rather than when the whole batch is done."""
+
 
 @dataclass(frozen=True)
 class AgentState:
@@ -123,7 +127,10 @@ class Method(Protocol):
     def ask(self, question: str, on_step: StepCallback | None = None) -> Answer: ...
 
     def ask_many(
-        self, questions: Sequence[str], on_step: StepCallback | None = None
+        self,
+        questions: Sequence[str],
+        on_step: StepCallback | None = None,
+        on_finished: FinishedCallback | None = None,
     ) -> list[Answer]: ...
 
 
@@ -165,10 +172,14 @@ class StepMachine(ABC):
         return self.ask_many([question], on_step)[0]
 
     def ask_many(
-        self, questions: Sequence[str], on_step: StepCallback | None = None
+        self,
+        questions: Sequence[str],
+        on_step: StepCallback | None = None,
+        on_finished: FinishedCallback | None = None,
     ) -> list[Answer]:
         states = [self.start(q) for q in questions]
         shown = [0] * len(states)
+        reported = [False] * len(states)
 
         def publish(i: int) -> None:
             if on_step is not None:
@@ -176,8 +187,16 @@ class StepMachine(ABC):
                     on_step(states[i].question, step)
             shown[i] = len(states[i].steps)
 
+        def report_finished() -> None:
+            finished = [i for i, s in enumerate(states) if s.done and not reported[i]]
+            for i in finished:
+                reported[i] = True
+            if on_finished is not None and finished:
+                on_finished([(i, self.result(states[i])) for i in finished])
+
         for i in range(len(states)):
             publish(i)
+        report_finished()
         while todo := self._pending(states):
             try:
                 completions = self.generator.generate([p for _, p in todo], self.params)
@@ -185,10 +204,12 @@ class StepMachine(ABC):
                 for i, _ in todo:
                     states[i] = self.fail(states[i], f"generation failed: {exc}")
                     publish(i)
+                report_finished()
                 continue
             for (i, _), completion in zip(todo, completions, strict=True):
                 states[i] = self.advance(states[i], completion)
                 publish(i)
+            report_finished()
         return [self.result(s) for s in states]
 
     def _pending(self, states: Sequence[AgentState]) -> list[tuple[int, Prompt]]:
