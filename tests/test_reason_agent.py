@@ -410,3 +410,28 @@ def test_a_failing_action_is_an_observation_and_loses_no_question_of_the_batch(
     failed = answers[0].trace.steps[0]
     assert "OverflowError" in failed.observation and failed.note.startswith("action failed")
     assert finished == [1, 0, 2], "each question is reported in the round that finished it"
+
+
+def test_every_generation_is_recorded_with_its_whole_prompt_and_purpose() -> None:
+    tao, gen, _ = agent(
+        [
+            "I am not sure what to do.",
+            action("verify", claim="Corvin Haldane was born in Pellmoor"),
+            "SUPPORTED: the gazette says so.",
+            action("search", query="Pellmoor river"),
+            "Answer: the Aske",
+        ],
+        actions=ALL,
+        max_steps=3,
+    )
+    answer = tao.ask(Q)
+    purposes = [(g.purpose, g.step) for g in answer.trace.generations]
+    assert purposes == [("step", 1), ("reask", 2), ("verdict", 2), ("step", 3), ("final", 4)]
+    for generation, sent in zip(answer.trace.generations, gen.prompts, strict=True):
+        assert generation.messages == as_messages(sent), "the prompt exactly as sent"
+    first = answer.trace.generations[0]
+    assert first.messages[0].role == "system" and first.messages[0].content == tao.system
+    assert first.completion == answer.trace.steps[0].raw
+    saved = answer.to_dict()["trace"]["generations"]
+    assert saved[4]["purpose"] == "final" and saved[4]["completion"] == "Answer: the Aske"
+    assert saved[0]["messages"][0] == {"role": "system", "content": tao.system}

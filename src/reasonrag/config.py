@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,7 +73,18 @@ class EmbedConfig(_Section):
 
 class ChunkConfig(_Section):
     max_tokens: int = Field(200, ge=16)
+    """Largest chunk, in tokens of the embedder's tokenizer."""
     overlap_tokens: int = Field(32, ge=0)
+    """Words repeated from the previous chunk where a paragraph had to be split."""
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkConfig:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than "
+                f"max_tokens ({self.max_tokens})"
+            )
+        return self
 
 
 class ContextConfig(_Section):

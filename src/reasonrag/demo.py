@@ -12,6 +12,14 @@ from typing import Any
 from reasonrag.config import Settings
 from reasonrag.progress import console
 
+EMBEDDED_MODEL_NOTE = (
+    "[dim]The steps above were written by the embedded SmolLM2-135M, a 135M-parameter model "
+    "chosen because it installs from PyPI and runs offline: retrieval is strong, but a model "
+    "this small often misreads the evidence or repeats itself. The same agent, prompts and "
+    "index answer with any served model: `reasonrag ask INDEX QUESTION --backend openai "
+    "--base-url http://localhost:8000/v1 --model NAME` (vLLM, llama.cpp server, Ollama).[/]"
+)
+
 
 def demo_dir() -> Path:
     return Path(str(files("reasonrag") / "data" / "demo"))
@@ -62,4 +70,6 @@ def run_demo(
         f"gold answer: [bold]{question['answers'][0]}[/]   agent: [bold]{answer.answer}[/] "
         f"({answer.status}, {answer.usage.steps} steps)"
     )
+    if settings.llm.model == "smollm2":
+        console.print(EMBEDDED_MODEL_NOTE)
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")

@@ -1,4 +1,8 @@
-"""Contextual hybrid retrieval: contexts, dense and sparse stores, fusion, rerank, storage."""
+"""Contextual hybrid retrieval: contexts, dense and sparse stores, fusion, rerank, storage.
+
+``Hit`` and ``Retriever`` are light; ``Index`` (faiss, bm25s, pyarrow) loads on first use."""
+
+from typing import TYPE_CHECKING
 
 from reasonrag.errors import (
     EmptyIndexError,
@@ -7,8 +11,11 @@ from reasonrag.errors import (
     IndexStoreError,
     NotAnIndexError,
 )
-from reasonrag.index.index import BuildReport, Index
 from reasonrag.index.records import Hit, Retriever
+from reasonrag.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from reasonrag.index.index import BuildReport, Index
 
 __all__ = [
     "BuildReport",
@@ -21,3 +28,7 @@ __all__ = [
     "NotAnIndexError",
     "Retriever",
 ]
+
+__getattr__ = lazy_exports(
+    __name__, {"BuildReport": "reasonrag.index.index", "Index": "reasonrag.index.index"}
+)

@@ -12,7 +12,7 @@ from reasonrag.llm.base import Completion, Generator, GenParams, Prompt
 from reasonrag.reason.actions import run_search
 from reasonrag.reason.machine import AgentState, StepMachine, answer_from
 from reasonrag.reason.prompts import answer_prompt, closed_book_prompt, rare_prompt
-from reasonrag.reason.records import Step
+from reasonrag.reason.records import Purpose, Step
 
 Style = Literal["closed", "rag", "rare"]
 
@@ -67,6 +67,9 @@ class SinglePass(StepMachine):
         if self.style == "rag":
             return answer_prompt(state.question, state.evidence, self.snippet_chars)
         return rare_prompt(state.question, state.evidence, self.snippet_chars)
+
+    def purpose(self, state: AgentState) -> Purpose:
+        return "answer"
 
     def advance(self, state: AgentState, completion: Completion) -> AgentState:
         if state.done:

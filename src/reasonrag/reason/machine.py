@@ -13,12 +13,29 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from reasonrag.index.records import Hit
-from reasonrag.llm.base import Completion, GenerationError, Generator, GenParams, Prompt
+from reasonrag.llm.base import (
+    Completion,
+    GenerationError,
+    Generator,
+    GenParams,
+    Prompt,
+    as_messages,
+)
 from reasonrag.reason.actions import query_key
 from reasonrag.reason.citations import conclude
 from reasonrag.reason.guard import INJECTION_NOTE, injected_answer
 from reasonrag.reason.parse import ParsedAction, parse_answer
-from reasonrag.reason.records import NO_ANSWER, Answer, Outcome, Status, Step, Trace, Usage
+from reasonrag.reason.records import (
+    NO_ANSWER,
+    Answer,
+    Generation,
+    Outcome,
+    Purpose,
+    Status,
+    Step,
+    Trace,
+    Usage,
+)
 
 Phase = Literal["act", "final"]
 """``act``: the next generation is a Thought-Action step (or a pending verify's verdict);
@@ -42,6 +59,8 @@ class AgentState:
     pending: Step | None = None
     """A verify step waiting for its verdict."""
     outcome: Outcome | None = None
+    generations: tuple[Generation, ...] = ()
+    """Every generation of the run so far, prompt and completion as sent and received."""
 
     @property
     def done(self) -> bool:
@@ -67,6 +86,15 @@ class AgentState:
 
     def record(self, step: Step) -> AgentState:
         return replace(self, steps=(*self.steps, step))
+
+    @property
+    def purpose(self) -> Purpose:
+        """What the next generation is for."""
+        if self.pending is not None:
+            return "verdict"
+        if self.phase == "final":
+            return "final"
+        return "reask" if self.reasked else "step"
 
 
 def _unique(hits: Iterable[Hit]) -> tuple[Hit, ...]:
@@ -150,6 +178,26 @@ class StepMachine(ABC):
     @abstractmethod
     def advance(self, state: AgentState, completion: Completion) -> AgentState: ...
 
+    def purpose(self, state: AgentState) -> Purpose:
+        """What the generation for ``state``'s pending prompt is for."""
+        return state.purpose
+
+    @staticmethod
+    def record_generation(
+        after: AgentState, purpose: Purpose, prompt: Prompt, completion: Completion
+    ) -> AgentState:
+        """``after`` (the state the completion led to) with that generation recorded."""
+        generation = Generation(
+            purpose=purpose,
+            step=len(after.steps) + (after.pending is not None),
+            messages=as_messages(prompt),
+            completion=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            finish_reason=completion.finish_reason,
+        )
+        return replace(after, generations=(*after.generations, generation))
+
     def fail(self, state: AgentState, reason: str) -> AgentState:
         """End the run as "could not answer", recording why."""
         step = Step(len(state.steps) + 1, "error", observation=reason)
@@ -163,7 +211,7 @@ class StepMachine(ABC):
             answer=out.answer,
             status=out.status,
             citations=out.citations,
-            trace=Trace(state.question, self.name, state.steps),
+            trace=Trace(state.question, self.name, state.steps, state.generations),
             usage=Usage.of(state.steps),
             dropped_citations=out.dropped_citations,
         )
@@ -206,8 +254,10 @@ class StepMachine(ABC):
                     publish(i)
                 report_finished()
                 continue
-            for (i, _), completion in zip(todo, completions, strict=True):
-                states[i] = self.advance(states[i], completion)
+            for (i, prompt), completion in zip(todo, completions, strict=True):
+                states[i] = self.record_generation(
+                    self.advance(states[i], completion), self.purpose(states[i]), prompt, completion
+                )
                 publish(i)
             report_finished()
         return [self.result(s) for s in states]

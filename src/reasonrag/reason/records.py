@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reasonrag.index.records import Hit
+from reasonrag.llm.base import Message
 
 Status = Literal["finished", "forced", "failed"]
 """``finished``: the model called finish; ``forced``: it was asked once for a final answer
@@ -72,17 +73,45 @@ def _hit_dict(hit: Hit) -> dict[str, Any]:
     }
 
 
+Purpose = Literal["step", "reask", "verdict", "final", "answer"]
+"""Why a generation was asked for: a Thought-Action ``step``, a step after an unreadable one
+(``reask``), a verify action's ``verdict``, the ``final`` answer forced at the step limit,
+or a single-pass method's ``answer``."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One call of the model exactly as made: every message of the prompt (the system
+    prompt included) and the completion, so a saved trace is exact training data."""
+
+    purpose: Purpose
+    step: int
+    """Index of the step the completion produced (1-based, as ``Step.index``)."""
+    messages: tuple[Message, ...]
+    completion: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["messages"] = [{"role": m.role, "content": m.content} for m in self.messages]
+        return out
+
+
 @dataclass(frozen=True)
 class Trace:
     question: str
     method: str
     steps: tuple[Step, ...]
+    generations: tuple[Generation, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "method": self.method,
             "steps": [s.to_dict() for s in self.steps],
+            "generations": [g.to_dict() for g in self.generations],
         }
 
 
