@@ -76,7 +76,7 @@ def _rows(db: Path) -> int:
         return 0
     try:
         with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            return int(conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
 

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from reasonrag.embed.base import Embedder, Vectors
+from reasonrag.kvstore import SQLiteStore
 
 
 class CachedEmbedder:
     """Wraps an embedder; vectors are keyed by (embedder name, kind, text hash)."""
 
     def __init__(self, inner: Embedder, path: Path, *, batch_size: int = 256):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.inner = inner
         self._batch_size = batch_size
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, v BLOB)")
+        self._store: SQLiteStore[bytes] = SQLiteStore(path, "embeddings", "BLOB")
         self.hits = 0
         self.misses = 0
 
@@ -64,34 +59,19 @@ class CachedEmbedder:
         for start in range(0, len(missing), self._batch_size):
             batch = missing[start : start + self._batch_size]
             vectors = self.inner.embed([texts[i] for i in batch], kind=kind)
-            self._store([(keys[i], vectors[j]) for j, i in enumerate(batch)])
+            self._store_vectors([(keys[i], vectors[j]) for j, i in enumerate(batch)])
             out[batch] = vectors
             if on_progress:
                 on_progress(len(batch))
         return out
 
     def _lookup(self, keys: list[str]) -> dict[str, Vectors]:
-        found: dict[str, Vectors] = {}
-        unique = list(dict.fromkeys(keys))
-        with self._lock:
-            for start in range(0, len(unique), 500):
-                part = unique[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows = self._db.execute(
-                    f"SELECT key, v FROM vectors WHERE key IN ({marks})", part
-                ).fetchall()
-                found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        return found
+        return {
+            k: np.frombuffer(v, dtype=np.float32) for k, v in self._store.get_many(keys).items()
+        }
 
-    def _store(self, items: list[tuple[str, Vectors]]) -> None:
-        # One transaction per batch: in autocommit mode every row would be its own fsync.
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
-                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],
-            )
+    def _store_vectors(self, items: list[tuple[str, Vectors]]) -> None:
+        self._store.put_many((k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._store.close()

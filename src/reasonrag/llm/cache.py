@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reasonrag.kvstore import SQLiteStore
 from reasonrag.llm.base import (
     Completion,
     Generator,
@@ -50,50 +50,23 @@ def completion_from_json(text: str) -> Completion:
 
 
 class ResponseCache:
-    """SQLite table of key -> completion JSON, safe to share between threads."""
+    """Completions by cache key, in SQLite; safe to share between threads and processes."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        # WAL lets other processes read while one writes (e.g. two jobs on the same cache).
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
-        )
+        self._store: SQLiteStore[str] = SQLiteStore(path, "completions", "TEXT")
+        self.path = self._store.path
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
-        found: dict[str, Completion] = {}
-        with self._lock:
-            # Chunks stay below SQLite's limit on bound parameters.
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT key, completion FROM responses WHERE key IN ({marks})", chunk
-                ).fetchall()
-                found.update((key, completion_from_json(value)) for key, value in rows)
-        return found
+        return {k: completion_from_json(v) for k, v in self._store.get_many(keys).items()}
 
     def put_many(self, items: Iterable[tuple[str, Completion]]) -> None:
-        rows = [(key, completion_to_json(completion)) for key, completion in items]
-        # One transaction per batch: in autocommit mode every row would be its own fsync.
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)", rows
-            )
+        self._store.put_many((key, completion_to_json(c)) for key, c in items)
 
     def __len__(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()
-        return int(count)
+        return len(self._store)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._store.close()
 
 
 class CachedGenerator:
