@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reasonrag.eval.datasets import (
+from reasonrag.datasets.loaders import (
     LiteralList,
     LoadIssue,
     OnError,

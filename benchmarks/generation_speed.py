@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reasonrag.config import load_settings
-from reasonrag.eval.datasets import load_dataset
+from reasonrag.datasets.loaders import load_dataset
 from reasonrag.files import atomic_write_text
 from reasonrag.llm.base import GenParams
 from reasonrag.llm.local import LocalGenerator

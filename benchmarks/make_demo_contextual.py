@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from contextual_format import GoldQuery, SourceDocument, write_contextual
-from reasonrag.eval.datasets import LoadIssue, describe_error, read_records
+from reasonrag.datasets.loaders import LoadIssue, describe_error, read_records
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "reasonrag" / "data" / "demo"
 PARAGRAPH_BREAK = "\n\n"

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from reasonrag.config import Settings, load_settings
+from reasonrag.datasets.loaders import load_dataset
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
-from reasonrag.eval.datasets import load_dataset
 from reasonrag.eval.report import (
     markdown_table,
     plot_metrics,

@@ -29,9 +29,9 @@ from rich.table import Table
 
 from contextual_format import EvalQuery, RetrievalSet, load_retrieval_set
 from reasonrag.config import Settings, load_settings
+from reasonrag.datasets.metrics import ndcg_at_k, pass_at_k
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
-from reasonrag.eval.metrics import ndcg_at_k, pass_at_k
 from reasonrag.eval.runner import machine_info
 from reasonrag.eval.stats import bootstrap_ci
 from reasonrag.index import Index

@@ -240,7 +240,7 @@ def measure_size(size: int, n_queries: int, threads: int, console: Console) -> d
 def real_looking_chunks(n: int, words: int) -> tuple[list[str], str]:
     """``n`` texts of ``words`` words cut from HotpotQA paragraphs, or synthetic ones."""
     if HOTPOTQA.is_file():
-        from reasonrag.eval.datasets import load_hotpotqa
+        from reasonrag.datasets.loaders import load_hotpotqa
 
         seen: dict[str, None] = {}
         for example in load_hotpotqa(HOTPOTQA, on_error=lambda issue: None):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonrag.eval.corpus import doc_id
+from reasonrag.datasets.corpus import doc_id
 from reasonrag.eval.runner import RUN_FILE, Prediction, PredictionLog
 from reasonrag.llm.base import Completion, Generator, GenParams, Prompt
 

@@ -16,7 +16,7 @@ from contextual_format import (
 )
 from make_demo_contextual import convert
 from reasonrag.config import Settings
-from reasonrag.eval.datasets import LoadIssue
+from reasonrag.datasets.loaders import LoadIssue
 from retrieval_pass_at_k import (
     pipelines_for,
     render_table,

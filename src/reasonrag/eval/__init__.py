@@ -1,74 +1,15 @@
-"""Evaluation: benchmark loaders, answer and retrieval metrics, an LLM judge, bootstrap CIs."""
+"""Evaluation: the resumable runner, an LLM judge, bootstrap statistics, reports and plots.
 
-from reasonrag.eval.corpus import corpus_from_examples, doc_id, gold_doc_ids, title_index
-from reasonrag.eval.datasets import (
-    DATASET_NAMES,
-    BeirDataset,
-    DatasetWarning,
-    Hop,
-    LoadIssue,
-    Paragraph,
-    QAExample,
-    SupportingDoc,
-    load_2wiki,
-    load_beir,
-    load_dataset,
-    load_demo,
-    load_flashrag,
-    load_hotpotqa,
-    load_musique,
-    load_nq,
-    sample_examples,
-)
+Loaders and metrics live in ``reasonrag.datasets``, which training shares."""
+
 from reasonrag.eval.judge import JudgeItem, LLMJudge, judge_prompt, parse_verdict
-from reasonrag.eval.metrics import (
-    cover_em,
-    exact_match,
-    f1,
-    mrr_at_k,
-    ndcg_at_k,
-    normalize_answer,
-    pass_at_k,
-    recall_at_k,
-    supporting_recall,
-)
 from reasonrag.eval.stats import bootstrap_ci, paired_bootstrap
 
 __all__ = [
-    "DATASET_NAMES",
-    "BeirDataset",
-    "DatasetWarning",
-    "Hop",
     "JudgeItem",
     "LLMJudge",
-    "LoadIssue",
-    "Paragraph",
-    "QAExample",
-    "SupportingDoc",
     "bootstrap_ci",
-    "corpus_from_examples",
-    "cover_em",
-    "doc_id",
-    "exact_match",
-    "f1",
-    "gold_doc_ids",
     "judge_prompt",
-    "load_2wiki",
-    "load_beir",
-    "load_dataset",
-    "load_demo",
-    "load_flashrag",
-    "load_hotpotqa",
-    "load_musique",
-    "load_nq",
-    "mrr_at_k",
-    "ndcg_at_k",
-    "normalize_answer",
     "paired_bootstrap",
     "parse_verdict",
-    "pass_at_k",
-    "recall_at_k",
-    "sample_examples",
-    "supporting_recall",
-    "title_index",
 ]

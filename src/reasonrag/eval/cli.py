@@ -11,7 +11,7 @@ from rich.table import Table
 
 from reasonrag.cli_support import ConfigOption, fail, out, reported_errors, settings_or_exit
 from reasonrag.config import MethodName, Settings
-from reasonrag.eval.datasets import DatasetName
+from reasonrag.datasets.loaders import DatasetName
 from reasonrag.llm.base import Generator
 
 eval_app = typer.Typer(

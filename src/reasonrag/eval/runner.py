@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reasonrag.config import Settings
+from reasonrag.datasets.corpus import corpus_from_examples, gold_doc_ids
+from reasonrag.datasets.loaders import QAExample, load_dataset
+from reasonrag.datasets.metrics import cover_em, exact_match, f1, supporting_recall
 from reasonrag.embed.base import Embedder
 from reasonrag.errors import (
     DatasetError,
@@ -28,10 +31,7 @@ from reasonrag.errors import (
     NotFoundError,
     RunMismatchError,
 )
-from reasonrag.eval.corpus import corpus_from_examples, gold_doc_ids
-from reasonrag.eval.datasets import QAExample, load_dataset
 from reasonrag.eval.judge import JudgeItem, LLMJudge
-from reasonrag.eval.metrics import cover_em, exact_match, f1, supporting_recall
 from reasonrag.files import atomic_write_text
 from reasonrag.index import Index
 from reasonrag.index.store import read_manifest

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from reasonrag.eval.datasets import QAExample
+from reasonrag.datasets.loaders import QAExample
 from reasonrag.ingest.records import Document
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reasonrag.eval.corpus import corpus_from_examples, doc_id, gold_doc_ids, title_index
-from reasonrag.eval.datasets import (
+from reasonrag.datasets.corpus import corpus_from_examples, doc_id, gold_doc_ids, title_index
+from reasonrag.datasets.loaders import (
     DatasetWarning,
     LoadIssue,
     Paragraph,

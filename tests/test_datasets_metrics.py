@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reasonrag.eval.metrics import (
+from reasonrag.datasets.metrics import (
     cover_em,
     exact_match,
     f1,
