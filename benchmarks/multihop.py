@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonrag.config import Settings, load_settings
+from reasonrag.datasets.corpus import corpus_documents, prepare_index
 from reasonrag.datasets.loaders import load_dataset
 from reasonrag.embed.base import Embedder
 from reasonrag.embed.factory import make_embedder
@@ -37,13 +38,7 @@ from reasonrag.eval.report import (
     replace_marked_section,
     write_report,
 )
-from reasonrag.eval.runner import (
-    EvalSpec,
-    corpus_documents,
-    evaluate,
-    machine_info,
-    prepare_index,
-)
+from reasonrag.eval.runner import EvalSpec, evaluate, machine_info
 from reasonrag.files import atomic_write_text
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator

@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from reasonrag.config import Settings
-from reasonrag.datasets.corpus import corpus_from_examples, gold_doc_ids
+from reasonrag.datasets.corpus import (
+    chunk_titles,
+    corpus_documents,
+    gold_documents,
+    prepare_index,
+)
 from reasonrag.datasets.loaders import QAExample, load_dataset
 from reasonrag.datasets.metrics import cover_em, exact_match, f1, supporting_recall
 from reasonrag.embed.base import Embedder
 from reasonrag.errors import (
     DatasetError,
-    IndexStoreError,
     InputError,
     NotFoundError,
     RunMismatchError,
@@ -34,9 +38,6 @@ from reasonrag.errors import (
 from reasonrag.eval.judge import JudgeItem, LLMJudge
 from reasonrag.files import atomic_write_text
 from reasonrag.index import Index
-from reasonrag.index.store import read_manifest
-from reasonrag.ingest.chunk import chunk_documents
-from reasonrag.ingest.records import Chunk, Document
 from reasonrag.llm.base import Generator
 from reasonrag.progress import console, progress_task
 from reasonrag.reason import Answer, FinishedCallback, Method, build_method, save_traces
@@ -288,96 +289,6 @@ def run_predictions(
                 [e.question for e in wave], on_finished=saver(wave, time.perf_counter())
             )
     return [done[e.id] for e in examples]
-
-
-# --- corpus and index ----------------------------------------------------------------------
-
-
-def corpus_documents(
-    examples: Sequence[QAExample], dataset: str, path: Path | None
-) -> list[Document]:
-    """The retrieval corpus of a run: the demo corpus for ``demo``, otherwise the paragraphs
-    the chosen questions ship with."""
-    if dataset.lower() != "demo":
-        return corpus_from_examples(examples)
-    from reasonrag.demo import demo_corpus
-    from reasonrag.ingest.load import load_documents
-
-    source = path / "corpus.jsonl" if path is not None else demo_corpus()
-    return list(load_documents([source]).documents)
-
-
-def _reusable(
-    folder: Path, documents: Sequence[Document], settings: Settings, embedder: Embedder
-) -> bool:
-    try:
-        manifest = read_manifest(folder)
-    except IndexStoreError:
-        return False
-    built_with = manifest.settings
-    return (
-        manifest.embedder == embedder.name
-        and built_with.get("chunk") == settings.chunk.model_dump(mode="json")
-        and built_with.get("context") == settings.context.model_dump(mode="json")
-        and manifest.n_documents == len(documents)
-    )
-
-
-def prepare_index(
-    documents: Sequence[Document],
-    settings: Settings,
-    folder: Path,
-    *,
-    embedder: Embedder | None = None,
-    generator: Generator | None = None,
-    progress: bool = True,
-) -> Index:
-    """The index of ``documents`` at ``folder``: reused when it was built from the same
-    documents with the same embedder, chunking and contexts, else (re)built."""
-    from reasonrag.embed.factory import make_embedder
-
-    embedder = embedder or make_embedder(settings.embed)
-    if _reusable(folder, documents, settings, embedder):
-        index = Index.open(folder, settings, embedder=embedder, generator=generator)
-        if {c.doc_id for c in index.chunks} == {d.id for d in documents}:
-            return index
-    chunks = chunk_documents(
-        documents,
-        max_tokens=settings.chunk.max_tokens,
-        overlap_tokens=settings.chunk.overlap_tokens,
-        count_tokens=embedder.count_tokens,
-    )
-    return Index.from_chunks(
-        chunks,
-        documents,
-        settings,
-        folder,
-        embedder=embedder,
-        generator=generator,
-        progress=progress,
-    )
-
-
-def chunk_titles(chunks: Iterable[Chunk]) -> dict[str, list[str]]:
-    """Title -> ids of the indexed documents with that title."""
-    titles: dict[str, dict[str, None]] = {}
-    for chunk in chunks:
-        titles.setdefault(chunk.title, {})[chunk.doc_id] = None
-    return {title: list(ids) for title, ids in titles.items()}
-
-
-def gold_documents(
-    examples: Iterable[QAExample], titles: Mapping[str, Sequence[str]]
-) -> dict[str, frozenset[str] | None]:
-    """Gold document ids per question; None where a supporting title is not indexed (an
-    external index), so recall is left out rather than understated."""
-    gold: dict[str, frozenset[str] | None] = {}
-    for example in examples:
-        try:
-            gold[example.id] = frozenset(gold_doc_ids(example, titles)) or None
-        except KeyError:
-            gold[example.id] = None
-    return gold
 
 
 # --- a whole run ---------------------------------------------------------------------------
