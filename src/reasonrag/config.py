@@ -128,6 +128,11 @@ class AgentConfig(_Section):
     max_tokens: int = Field(192, ge=8)
     """Tokens per generated step."""
     snippet_chars: int = Field(600, ge=50)
+    """Characters of each retrieved chunk shown to the model."""
+    worked_example: bool = True
+    """Show the TAO agent a worked example in its instructions. Untrained models need it;
+    a model trained on reasoning chains does not, and each step's prompt is ~300 tokens
+    shorter without it."""
     index_dir: Path | None = None
     """Index the agent searches when none is passed to ``Agent.from_config``."""
 

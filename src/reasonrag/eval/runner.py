@@ -36,7 +36,7 @@ from reasonrag.errors import (
     RunMismatchError,
 )
 from reasonrag.eval.judge import JudgeItem, LLMJudge
-from reasonrag.files import atomic_write_text
+from reasonrag.files import append_lines, atomic_write_text, complete_lines, cut_partial_line
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator
 from reasonrag.progress import console, progress_task
@@ -97,7 +97,7 @@ class Prediction:
 
 
 class PredictionLog:
-    """``predictions.jsonl``: one line per question, appended and fsynced wave by wave."""
+    """``predictions.jsonl``: one line per question, appended and fsynced as answered."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -107,14 +107,8 @@ class PredictionLog:
 
         Only newline-terminated lines count: a last line cut short by a kill is ignored
         (and removed by ``drop_partial_tail`` before the run appends again)."""
-        if not self.path.exists():
-            return {}
-        data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1].decode("utf-8")
         done: dict[str, Prediction] = {}
-        for number, line in enumerate(complete.split("\n"), 1):
-            if not line.strip():
-                continue
+        for number, line in complete_lines(self.path):
             try:
                 record = Prediction.from_dict(json.loads(line))
             except (json.JSONDecodeError, TypeError) as exc:
@@ -124,21 +118,10 @@ class PredictionLog:
 
     def drop_partial_tail(self) -> None:
         """Cut an unterminated last line, so the next append starts on a line of its own."""
-        if not self.path.exists():
-            return
-        with self.path.open("r+b") as handle:
-            data = handle.read()
-            complete = data.rfind(b"\n") + 1
-            if complete < len(data):
-                handle.truncate(complete)
+        cut_partial_line(self.path)
 
     def append(self, predictions: Iterable[Prediction]) -> None:
-        text = "".join(p.to_json() + "\n" for p in predictions)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_lines(self.path, [p.to_json() for p in predictions])
 
 
 # --- scoring -------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class TaoAgent(StepMachine):
         actions: Sequence[str] = ("search", "finish"),
         max_tokens: int = 192,
         snippet_chars: int = 600,
+        worked_example: bool = True,
     ):
         self.actions = _check_actions(actions, retriever)
         self.generator = generator
@@ -69,7 +70,7 @@ class TaoAgent(StepMachine):
         self.max_steps = max_steps
         self.top_k = top_k
         self.snippet_chars = snippet_chars
-        self.system = tao_system(self.actions, max_steps)
+        self.system = tao_system(self.actions, max_steps, example=worked_example)
         self.params = GenParams(max_tokens=max_tokens, stop=STOP)
 
     # ------------------------------------------------------------ step machine
@@ -326,6 +327,7 @@ def build_method(cfg: AgentConfig, generator: Generator, retriever: Retriever | 
             actions=cfg.actions,
             max_tokens=cfg.max_tokens,
             snippet_chars=cfg.snippet_chars,
+            worked_example=cfg.worked_example,
         )
     return SinglePass(
         cfg.method,

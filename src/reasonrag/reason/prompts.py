@@ -67,29 +67,35 @@ def format_documents(hits: Sequence[Hit], snippet_chars: int) -> str:
     if not hits:
         return NO_DOCUMENTS
     lines = [
-        f"[{hit.chunk_id}] {_snippet(hit.title, 200)}: {_snippet(hit.text, snippet_chars)}"
+        f"[{hit.chunk_id}] {snippet(hit.title, 200)}: {snippet(hit.text, snippet_chars)}"
         for hit in hits
     ]
     return "<documents>\n" + "\n".join(lines) + "\n</documents>"
 
 
-def _snippet(text: str, limit: int) -> str:
+def snippet(text: str, limit: int) -> str:
+    """``text`` as a prompt shows it: instruction-like spans withheld, whitespace flattened,
+    cut at a word boundary near ``limit`` characters."""
     flat = " ".join(neutralise(text).text.split())
     if len(flat) <= limit:
         return flat
     return flat[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def tao_system(actions: Sequence[str], max_steps: int) -> str:
+def tao_system(actions: Sequence[str], max_steps: int, *, example: bool = True) -> str:
+    """The agent's instructions; ``example`` appends a worked example, which an untrained
+    model needs and a model trained on chains does not (it costs ~300 prompt tokens on
+    every step)."""
     helps = "\n".join(f"- {_ACTION_HELP[name]}" for name in ARGUMENTS if name in actions)
-    return (
+    text = (
         "You answer questions by searching a document collection step by step.\n"
         "In each turn write one line 'Thought: ...' and then one line 'Action: ' followed by "
         "a JSON object, then stop. The Observation will be given to you.\n"
         f"Actions:\n{helps}\n"
         f"You have at most {max_steps} steps. Search for one fact at a time; never repeat "
-        "a query. " + SHORT_ANSWER + "\n" + DATA_NOTICE + "\n\nExample:\n" + _EXAMPLE
+        "a query. " + SHORT_ANSWER + "\n" + DATA_NOTICE
     )
+    return text + "\n\nExample:\n" + _EXAMPLE if example else text
 
 
 def tao_prompt(system: str, question: str, steps: Sequence[Step]) -> Prompt:

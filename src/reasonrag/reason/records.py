@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reasonrag.files import append_lines
 from reasonrag.index.records import Hit
 from reasonrag.llm.base import Message
 
@@ -179,18 +179,4 @@ def save_traces(path: Path | str, answers: Iterable[Answer]) -> None:
 
     Each line goes out in a single ``O_APPEND`` write, so concurrent writers (parallel
     evaluation shards) never interleave inside a line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        for answer in answers:
-            line = json.dumps(answer.to_dict(), ensure_ascii=False) + "\n"
-            _write_all(fd, line.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    append_lines(Path(path), [json.dumps(a.to_dict(), ensure_ascii=False) for a in answers])
