@@ -32,7 +32,7 @@ from reasonrag.config import (
     default_cache_dir,
 )
 from reasonrag.eval.cli import eval_app
-from reasonrag.train.cli import data_app
+from reasonrag.train.cli import data_app, train_app
 
 app = typer.Typer(
     help="Retrieval-augmented reasoning over your own documents.",
@@ -322,6 +322,7 @@ def demo(
 
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
 app.add_typer(config_app, name="config")
 
 if __name__ == "__main__":

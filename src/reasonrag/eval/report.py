@@ -15,6 +15,7 @@ from reasonrag.errors import DatasetError, InputError, NotFoundError
 from reasonrag.eval.runner import PREDICTIONS, RUN_FILE, Prediction, PredictionLog
 from reasonrag.eval.stats import bootstrap_ci, paired_bootstrap
 from reasonrag.files import atomic_write_text
+from reasonrag.plots import pyplot, save_figure
 
 METRICS: dict[str, str] = {
     "em": "EM",
@@ -127,19 +128,10 @@ def markdown_table(summaries: Sequence[Mapping[str, Any]]) -> str:
 # --- plots ---------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_metrics(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Bar chart: one panel per dataset, one bar group per method, one bar per metric, with
     bootstrap 95% error bars."""
-    plt = _pyplot()
+    plt = pyplot()
     datasets = list(dict.fromkeys(str(s["dataset"]) for s in summaries))
     shown = [m for m in PLOTTED if any(m in s["metrics"] for s in summaries)]
     fig, axes = plt.subplots(
@@ -165,12 +157,12 @@ def plot_metrics(summaries: Sequence[Mapping[str, Any]], path: Path) -> None:
     # Below the panels, so the legend never hides a bar.
     fig.legend(handles, labels, loc="lower center", ncol=len(shown), fontsize="small")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_steps(predictions: Sequence[Prediction], path: Path, title: str) -> None:
     """Histogram of the number of steps per question."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     steps = [p.steps for p in predictions]
@@ -181,13 +173,7 @@ def plot_steps(predictions: Sequence[Prediction], path: Path, title: str) -> Non
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    save_figure(fig, path)
 
 
 # --- writing a run's report ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reasonrag.changes import differences
 from reasonrag.config import Settings
 from reasonrag.datasets.corpus import (
     chunk_titles,
@@ -359,22 +360,12 @@ def run_config(
     }
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [
-            d
-            for key in sorted(set(old) | set(new))
-            for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        ]
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
-
-
 def open_run(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Start ``run_dir`` or check that it holds a run of ``config``; return ``run.json``."""
     path = run_dir / RUN_FILE
     if path.exists():
         info: dict[str, Any] = json.loads(path.read_text())
-        changed = _differences(info.get("config"), config)
+        changed = differences(info.get("config"), config)
         if changed:
             raise RunMismatchError(
                 f"{path}: this folder holds a run with other settings "

@@ -28,6 +28,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from reasonrag.errors import NotFoundError
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
+from reasonrag.llm.chat import encode_chat
 from reasonrag.progress import quiet_model_loading
 
 EMBEDDED_MODEL = "smollm2"
@@ -181,14 +182,7 @@ class LocalGenerator:
             return [results[i] for i in range(len(prompts))]
 
     def _encode(self, messages: Sequence[Message]) -> list[int]:
-        turns = [{"role": m.role, "content": m.content} for m in messages]
-        if self.tokenizer.chat_template:
-            text = self.tokenizer.apply_chat_template(
-                turns, add_generation_prompt=True, tokenize=False
-            )
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        plain = "".join(f"{t['role']}: {t['content']}\n" for t in turns) + "assistant:"
-        return list(self.tokenizer(plain)["input_ids"])
+        return list(encode_chat(self.tokenizer, messages).ids)
 
     def _end_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

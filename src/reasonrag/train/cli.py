@@ -204,3 +204,64 @@ def rare(
         batch=batch,
     )
     _run("rare", settings, dataset, path, out_file, index, n, seed, spec)
+
+
+train_app = typer.Typer(
+    help="Fine-tune a generator on training data (selective-loss SFT, LoRA by default).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@train_app.command("sft")
+def sft(
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Training data file(s) from `data`.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    model: Annotated[
+        str, typer.Option(help="Base model: smollm2, a .gguf or a Hugging Face folder.")
+    ] = "smollm2",
+    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha.")] = 32,
+    full: Annotated[bool, typer.Option(help="Fine-tune every weight instead of LoRA.")] = False,
+    epochs: Annotated[float, typer.Option(min=0.0, help="Passes over the data.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps (-1: epochs decide).")] = -1,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="Peak learning rate.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(min=1, help="Records per forward pass.")] = 4,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per step.")] = 2,
+    max_length: Annotated[
+        int, typer.Option(min=16, help="Longest record in tokens (longer ones are left out).")
+    ] = 2048,
+    save_steps: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 20,
+    seed: Annotated[int, typer.Option(help="Shuffling and initialisation seed.")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Train, resuming from the last checkpoint in --out after a kill; writes adapter/ (or
+    model/ with --full) and loss.png there."""
+    from reasonrag.train.sft import SFTOptions, train_sft
+
+    settings = settings_or_exit(config)
+    options = SFTOptions(
+        model=model,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        full=full,
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        save_steps=save_steps,
+        seed=seed,
+    )
+    with reported_errors():
+        result = train_sft(data, out_dir, options, cache_dir=settings.cache_dir)
+    first, last = (result.losses[0], result.losses[-1]) if result.losses else (0.0, 0.0)
+    out.print(
+        f"[green]trained[/] {result.examples} records ({result.too_long} too long, left out), "
+        f"{result.steps} steps, loss {first:.3f} -> {last:.3f} in {result.seconds / 60:.1f} min "
+        f"-> {result.trained}"
+    )

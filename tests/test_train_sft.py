@@ -1,0 +1,154 @@
+"""Selective-loss SFT on a tiny random model: the masks token by token, real training steps
+that lower the loss, resumption after a kill, and the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from llm_fakes import build_tiny_llama
+from reasonrag.errors import RunMismatchError
+from reasonrag.llm.base import Message
+from reasonrag.llm.chat import encode_chat
+from reasonrag.train.collator import IGNORE, encode_record
+from reasonrag.train.records import ChainRecord, Document, RareRecord, append_jsonl
+from reasonrag.train.sft import ADAPTER, LOSS_PNG, MODEL_META, SFTOptions, train_sft
+
+# Words of the tiny tokenizer's training text only, so every token decodes exactly.
+CHAIN = ChainRecord(
+    id="c1",
+    dataset="toy",
+    source="oracle",
+    question="What is the capital of France?",
+    golds=("Paris",),
+    answer="Paris",
+    f1=1.0,
+    messages=(
+        Message("system", "Retrieval augmented generation answers questions from documents."),
+        Message("user", "What is the capital of France?"),
+        Message("assistant", "The capital of France is what?"),
+        Message("user", "Paris is the capital of France and Berlin is the capital of Germany."),
+        Message("assistant", "Paris."),
+    ),
+)
+RARE = RareRecord(
+    id="r1",
+    dataset="toy",
+    source="oracle",
+    question="What is the capital of Germany?",
+    golds=("Berlin",),
+    instruction="Retrieval augmented generation answers questions from documents.",
+    context="Berlin is the capital of Germany. What is the capital of Germany?",
+    documents=(Document("d#0", "Germany", "Berlin is the capital of Germany."),),
+    reasoning="Berlin is the capital of Germany.",
+    answer="Berlin",
+    f1=1.0,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny"))
+
+
+def test_chain_labels_keep_only_the_thought_action_turns(tiny_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    encoded = encode_record(tokenizer, CHAIN)
+    chat = encode_chat(tokenizer, CHAIN.messages, add_generation_prompt=False)
+    assert encoded.input_ids == list(chat.ids)
+    learned_positions = {i for a, b in (chat.replies[2], chat.replies[4]) for i in range(a, b)}
+    for position, (token, label) in enumerate(zip(encoded.input_ids, encoded.labels, strict=True)):
+        assert label == (token if position in learned_positions else IGNORE), position
+    learned = [
+        t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE
+    ]
+    assert tokenizer.decode(learned) == "The capital of France is what?<|end|>Paris.<|end|>"
+    # the role headers, system text, question and observation are all masked
+    masked = tokenizer.decode(
+        [t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label == IGNORE]
+    )
+    assert masked.count("<|assistant|>") == 2 and "Berlin is the capital of Germany" in masked
+
+
+def test_rare_labels_keep_only_reasoning_and_answer(tiny_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    encoded = encode_record(tokenizer, RARE)
+    learned = [
+        t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE
+    ]
+    # the tiny alphabet has no "<", ">" or "/": the tags decode without them
+    assert tokenizer.decode(learned).endswith("<|end|>")
+    masked = [
+        t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label == IGNORE
+    ]
+    assert "What is the capital of Germany?" in tokenizer.decode(masked)
+    assert encoded.learned == len(learned) > 0
+
+
+def _data(tmp_path: Path, copies: int = 12) -> Path:
+    path = tmp_path / "data.jsonl"
+    append_jsonl(path, [r.to_dict() for r in [CHAIN, RARE] * copies])
+    return path
+
+
+def test_a_few_real_steps_lower_the_loss_and_write_a_loadable_adapter(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    options = SFTOptions(
+        model=str(tiny_model), max_steps=8, learning_rate=5e-2, batch_size=4, grad_accum=1,
+        lora_r=8, lora_alpha=16, save_steps=4,
+    )  # fmt: skip
+    data = _data(tmp_path)
+    result = train_sft([data], tmp_path / "run", options, cache_dir=tmp_path, progress=False)
+    assert result.steps == 8 and result.examples == 24
+    assert sum(result.losses[-3:]) / 3 < sum(result.losses[:3]) / 3
+    adapter = tmp_path / "run" / ADAPTER
+    assert (adapter / "adapter_config.json").is_file() and (tmp_path / "run" / LOSS_PNG).is_file()
+    assert json.loads((adapter / MODEL_META).read_text())["base_model"] == str(tiny_model)
+    with pytest.raises(RunMismatchError, match=r"options\.lora_r: 8 -> 4"):
+        train_sft(
+            [data],
+            tmp_path / "run",
+            replace(options, lora_r=4),
+            cache_dir=tmp_path,
+        )
+
+
+def test_a_killed_training_run_resumes_from_its_checkpoint(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    data = _data(tmp_path, copies=40)
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "reasonrag.cli", "train", "sft", "--data", str(data), "--out",
+        str(out), "--model", str(tiny_model), "--max-steps", "30", "--save-steps", "3",
+        "--batch-size", "2", "--grad-accum", "1",
+    ]  # fmt: skip
+    env = {"REASONRAG_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    checkpoint = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (out / ADAPTER).exists()
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "30 steps" in " ".join(rerun.stdout.split())
+    state = json.loads(
+        sorted((out / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1].read_text()
+    )
+    logged = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert logged == list(range(1, 31)), "steps before the kill were kept, none repeated"
+    assert (out / ADAPTER / "adapter_config.json").is_file()
