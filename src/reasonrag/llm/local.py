@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from transformers import (
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from reasonrag.errors import NotFoundError
+from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
 from reasonrag.llm.chat import encode_chat
 from reasonrag.progress import quiet_model_loading
@@ -76,6 +78,12 @@ def float_copy_dir(gguf: Path, cache_dir: Path) -> Path:
     ident = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
     return cache_dir / "models" / f"{gguf.stem}-{digest}"
+
+
+def hf_folder(model: str, cache_dir: Path) -> Path:
+    """A Hugging Face folder of ``model`` (a GGUF is converted once into the cache)."""
+    path = resolve_model_path(model)
+    return ensure_float_copy(path, cache_dir) if path.suffix == ".gguf" else path
 
 
 def ensure_float_copy(gguf: Path, cache_dir: Path) -> Path:
@@ -140,18 +148,45 @@ class LocalGenerator:
     ) -> None:
         quiet_model_loading()
         path = resolve_model_path(model)
+        torch_dtype = getattr(torch, dtype)
         if path.suffix == ".gguf":
-            folder = ensure_float_copy(path, Path(cache_dir))
-            self._name = f"local:{path.stem}"
+            loaded = _load_folder(ensure_float_copy(path, Path(cache_dir)), torch_dtype, device)
+        elif (path / "adapter_config.json").is_file():
+            loaded = _load_adapter(path, torch_dtype, device, Path(cache_dir))
         else:
-            folder = path
-            self._name = f"local:{path.resolve().name}@{_weights_digest(path)}"
-        self.device = torch.device(device)
+            loaded = _load_folder(path, torch_dtype, device)
+        self._setup(*loaded, f"local:{path.stem}@{fingerprint(path)}", batch_size, reuse_prefixes)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        name: str,
+        batch_size: int = 8,
+        reuse_prefixes: bool = True,
+    ) -> LocalGenerator:
+        """Generate with weights already in memory (e.g. during training). ``name`` is
+        extended with a revision that changes whenever the weights are modified, so a
+        response cache never serves an answer of older weights."""
+        generator = cls.__new__(cls)
+        generator._setup(model, tokenizer, f"local:{name}", batch_size, reuse_prefixes)
+        return generator
+
+    def _setup(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        name: str,
+        batch_size: int,
+        reuse_prefixes: bool,
+    ) -> None:
+        self._base_name = name
+        self.device = model.device
         self.batch_size = batch_size
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(folder)
-        self.model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, dtype), device_map=self.device
-        )
+        self.tokenizer = tokenizer
+        self.model = model
         self.model.eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -160,10 +195,23 @@ class LocalGenerator:
         self._lock = threading.Lock()
         self.reuse_prefixes = reuse_prefixes
         self._prefixes: OrderedDict[tuple[int, ...], _States] = OrderedDict()
+        self._revision = self._loaded_revision = self.weights_revision()
+
+    def weights_revision(self) -> str:
+        """Changes whenever a weight is modified in place (an optimiser step, a merge): it
+        reads the tensors' version counters, not their values, so it costs microseconds."""
+        versions = tuple(p._version for p in self.model.parameters())
+        return hashlib.sha256(repr(versions).encode()).hexdigest()[:8]
 
     @property
     def name(self) -> str:
-        return self._name
+        """The model's identity; once its weights change in memory, plus their revision."""
+        revision = self.weights_revision()
+        return (
+            self._base_name
+            if revision == self._loaded_revision
+            else f"{self._base_name}+{revision}"
+        )
 
     def generate(self, prompts: Sequence[Prompt], params: GenParams) -> list[Completion]:
         """Greedy when ``params.temperature`` is 0. Logprobs come from the raw logits,
@@ -171,6 +219,11 @@ class LocalGenerator:
         # One call at a time: the model is the bottleneck anyway, and a fast tokenizer
         # raises "Already borrowed" when threads encode with it concurrently.
         with self._lock:
+            revision = self.weights_revision()
+            if revision != self._revision:
+                # Cached prefixes hold keys and values the old weights computed.
+                self._prefixes.clear()
+                self._revision = revision
             encoded = [_Encoded(i, self._encode(as_messages(p))) for i, p in enumerate(prompts)]
             # Similar lengths share a batch so left padding wastes little compute.
             encoded.sort(key=lambda e: len(e.ids))
@@ -354,12 +407,36 @@ class LocalGenerator:
         return str(self.tokenizer.decode([token_id]))
 
 
-def _weights_digest(folder: Path) -> str:
-    """Changes when the folder moves or its weights are rewritten (e.g. by training), so
-    responses cached for an older checkpoint are not served for a newer one."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-    ident = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return hashlib.sha256(f"{folder.resolve()}|{ident}".encode()).hexdigest()[:8]
+MODEL_META = "reasonrag-model.json"
+"""Written by ``reasonrag train`` into the folders it makes: the base model as reasonrag
+names it (``smollm2``), so an adapter finds its base wherever the cache lives."""
+
+
+def _load_folder(
+    folder: Path, dtype: torch.dtype, device: str
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device)
+    return model, tokenizer
+
+
+def adapter_base(adapter: Path) -> str:
+    """The base model of a LoRA adapter folder: reasonrag's record of it, else PEFT's."""
+    meta = adapter / MODEL_META
+    if meta.is_file():
+        return str(json.loads(meta.read_text())["base_model"])
+    return str(json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"])
+
+
+def _load_adapter(
+    adapter: Path, dtype: torch.dtype, device: str, cache_dir: Path
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Base model with the adapter merged in: merged weights generate as fast as the base."""
+    from peft import PeftModel
+
+    model, _ = _load_folder(hf_folder(adapter_base(adapter), cache_dir), dtype, device)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return merged, AutoTokenizer.from_pretrained(adapter)
 
 
 def _shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:

@@ -265,3 +265,36 @@ def sft(
         f"{result.steps} steps, loss {first:.3f} -> {last:.3f} in {result.seconds / 60:.1f} min "
         f"-> {result.trained}"
     )
+
+
+@train_app.command("export")
+def export(
+    trained: Annotated[
+        Path, typer.Argument(help="A run folder of `train sft`, or its adapter/ folder.")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Folder (hf) or file (gguf).")],
+    to: Annotated[
+        Literal["hf", "gguf"],
+        typer.Option(
+            help="hf: a merged Hugging Face folder (vLLM, transformers); gguf: a "
+            "file for the local llama.cpp engine."
+        ),
+    ] = "hf",
+    config: ConfigOption = None,
+) -> None:
+    """Merge a LoRA adapter into its base model, as a Hugging Face folder or a GGUF file."""
+    import tempfile
+
+    from reasonrag.train.export import export_gguf, merge_adapter, reference_gguf
+
+    settings = settings_or_exit(config)
+    adapter = trained / "adapter" if (trained / "adapter").is_dir() else trained
+    with reported_errors():
+        if to == "hf":
+            merge_adapter(adapter, out_path, settings.cache_dir)
+        else:
+            reference = reference_gguf(adapter)
+            with tempfile.TemporaryDirectory(dir=out_path.parent) as scratch:
+                merged = merge_adapter(adapter, Path(scratch) / "merged", settings.cache_dir)
+                export_gguf(merged, out_path, reference)
+    out.print(f"[green]exported[/] {adapter} -> {out_path}")

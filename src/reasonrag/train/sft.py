@@ -20,6 +20,7 @@ from typing import Any
 from reasonrag.changes import differences
 from reasonrag.errors import DatasetError, RunMismatchError
 from reasonrag.files import atomic_write_text
+from reasonrag.llm.local import MODEL_META, hf_folder
 from reasonrag.plots import pyplot, save_figure
 from reasonrag.train.collator import as_rows, encode_records
 from reasonrag.train.records import read_records
@@ -29,8 +30,6 @@ CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 MODEL = "model"
 LOSS_PNG = "loss.png"
-MODEL_META = "reasonrag-model.json"
-"""Inside a trained folder: the base model (as reasonrag names it) and how it was trained."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,6 @@ class SFTResult:
     steps: int
     losses: list[float]
     seconds: float
-
-
-def base_folder(model: str, cache_dir: Path) -> Path:
-    """A Hugging Face folder of ``model`` (GGUF files are converted once into the cache)."""
-    from reasonrag.llm.local import ensure_float_copy, resolve_model_path
-
-    path = resolve_model_path(model)
-    return ensure_float_copy(path, cache_dir) if path.suffix == ".gguf" else path
 
 
 def _check_run(out: Path, config: dict[str, Any]) -> None:
@@ -133,7 +124,7 @@ def train_sft(
     records = [r for path in data for r in read_records(path)]
     if not records:
         raise DatasetError(f"no training records in {', '.join(map(str, data))}")
-    folder = base_folder(options.model, cache_dir)
+    folder = hf_folder(options.model, cache_dir)
     _check_run(
         out,
         {
