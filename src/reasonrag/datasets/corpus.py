@@ -71,7 +71,7 @@ def corpus_documents(
 ) -> list[Document]:
     """The retrieval corpus of a run: the demo corpus for ``demo``, otherwise the paragraphs
     the chosen questions ship with."""
-    if dataset.lower() != "demo":
+    if not dataset.lower().startswith("demo"):
         return corpus_from_examples(examples)
     from reasonrag.demo import demo_corpus
     from reasonrag.ingest.load import load_documents

@@ -497,16 +497,26 @@ def load_nq(path: str | Path, *, on_error: OnError | None = None) -> list[QAExam
     return load_flashrag(path, dataset="nq", on_error=on_error)
 
 
+DEMO_QUESTIONS = "questions.jsonl"
+"""The 48 demo questions held out for evaluation."""
+DEMO_TRAIN_QUESTIONS = "train_questions.jsonl"
+"""Other questions about the same corpus, written for training (none asks what an
+evaluation question asks)."""
+
+
 def load_demo(
-    folder: str | Path | None = None, *, on_error: OnError | None = None
+    folder: str | Path | None = None,
+    *,
+    questions: str = DEMO_QUESTIONS,
+    on_error: OnError | None = None,
 ) -> list[QAExample]:
-    """The demo set shipped in the package (``questions.jsonl`` + ``corpus.jsonl``)."""
+    """The demo set shipped in the package (``corpus.jsonl`` and ``questions`` beside it)."""
     root: Traversable = Path(folder) if folder is not None else files("reasonrag") / "data" / "demo"
     name = str(folder) if folder is not None else "reasonrag/data/demo"
     report = on_error or warn_issue
     docs = _load_keyed(root / "corpus.jsonl", f"{name}/corpus.jsonl", _DemoDoc, report)
     return _load_examples(
-        root / "questions.jsonl", f"{name}/questions.jsonl", _DemoRow, _demo_converter(docs), report
+        root / questions, f"{name}/{questions}", _DemoRow, _demo_converter(docs), report
     )
 
 
@@ -518,8 +528,10 @@ _LOADERS: dict[str, Callable[..., list[QAExample]]] = {
     "nq": load_nq,
     "flashrag": load_flashrag,
 }
-DATASET_NAMES = (*_LOADERS, "demo")
-DatasetName = Literal["hotpotqa", "musique", "2wiki", "2wikimultihopqa", "nq", "flashrag", "demo"]
+DATASET_NAMES = (*_LOADERS, "demo", "demo-train")
+DatasetName = Literal[
+    "hotpotqa", "musique", "2wiki", "2wikimultihopqa", "nq", "flashrag", "demo", "demo-train"
+]
 """The names ``load_dataset`` knows, as a type (the CLI lists them in ``--help``)."""
 
 
@@ -551,8 +563,9 @@ def load_dataset(
 ) -> list[QAExample]:
     """Load a benchmark by name (see ``DATASET_NAMES``) and optionally sample ``n`` questions."""
     key = name.lower()
-    if key == "demo":
-        examples = load_demo(path, on_error=on_error)
+    if key in ("demo", "demo-train"):
+        questions = DEMO_QUESTIONS if key == "demo" else DEMO_TRAIN_QUESTIONS
+        examples = load_demo(path, questions=questions, on_error=on_error)
     elif key in _LOADERS:
         if path is None:
             raise DatasetError(f"dataset {name!r} needs a path to its file")

@@ -305,7 +305,7 @@ class RunResult:
 def resolve_dataset_path(dataset: str, path: Path | None, split: str) -> Path | None:
     """A folder holding split files becomes its ``{split}.jsonl`` (or ``.json``); the demo
     set's folder is kept as is."""
-    if path is None or not path.is_dir() or dataset.lower() == "demo":
+    if path is None or not path.is_dir() or dataset.lower().startswith("demo"):
         return path
     for suffix in (".jsonl", ".json"):
         candidate = path / f"{split}{suffix}"
