@@ -298,3 +298,39 @@ def export(
                 merged = merge_adapter(adapter, Path(scratch) / "merged", settings.cache_dir)
                 export_gguf(merged, out_path, reference)
     out.print(f"[green]exported[/] {adapter} -> {out_path}")
+
+
+@train_app.command("reasoner")
+def reasoner(
+    shared_data: Annotated[
+        Path, typer.Option(help="Folder holding hotpotqa/, musique/, 2wikimultihopqa/ train files.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path(
+        "runs/reasoner"
+    ),
+    token_budget: Annotated[
+        int, typer.Option(min=1, help="Tokens of training text (one epoch).")
+    ] = 600_000,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: epoch).")] = -1,
+    model: Annotated[str, typer.Option(help="Base model.")] = "smollm2",
+    config: ConfigOption = None,
+) -> None:
+    """The shipped reasoner's recipe: oracle data from the public train splits and the demo
+    world's training questions, then LoRA SFT of the embedded model (resumable)."""
+    from dataclasses import replace
+
+    from reasonrag.train.recipe import Recipe, build_reasoner
+
+    settings = settings_or_exit(config)
+    base = Recipe()
+    recipe = replace(
+        base,
+        token_budget=token_budget,
+        sft=replace(base.sft, max_steps=max_steps, model=model),
+    )
+    with reported_errors():
+        result = build_reasoner(shared_data, out_dir, recipe, settings)
+    out.print(
+        f"[green]trained[/] on {result.examples} records in {result.seconds / 60:.1f} min, "
+        f"{result.steps} steps -> {result.trained}"
+    )
