@@ -68,7 +68,7 @@ def _rule(
     return Rule(pattern, frozenset(_anchor(p) for p in phrases), turn)
 
 
-SENTENCE_START = r"(?:^|(?<=[.!?:;]\s)|(?<=[.!?]['\")\]»]\s)|(?<=。))[ \t]*"
+_SENTENCE_START = r"(?:^|(?<=[.!?:;]\s)|(?<=[.!?]['\")\]»]\s)|(?<=。))[ \t]*"
 _GAP = r"[^.!?\n]{0,40}?"
 """A few words of the same sentence."""
 
@@ -198,7 +198,7 @@ _ENGLISH = (
 # A bare imperative counts only at the start of a sentence, and only when it dictates a
 # word ("Say Zebulon.", "Respond only with ...") rather than opens an instruction to a
 # reader ("Answer the questions on the form", "Say what you will").
-_OPENING = SENTENCE_START + r"(?:(?:please|kindly|now|just|simply|always|only|instead)\s*,?\s+)*"
+_OPENING = _SENTENCE_START + r"(?:(?:please|kindly|now|just|simply|always|only|instead)\s*,?\s+)*"
 _OPENINGS = (
     _rule(
         "answer|reply|respond|say",
@@ -468,7 +468,7 @@ _TURNS = (
     ),
     _rule("instruction|response|input", r"[ \t]*:", at=_HEADING, turn=True),
     _rule("system|assistant|user|human", r"[ \t]*:", at=_LINE, turn=True),
-    _rule("thought|action|observation|final answer", r"\s*:", at=SENTENCE_START, turn=True),
+    _rule("thought|action|observation|final answer", r"\s*:", at=_SENTENCE_START, turn=True),
 )
 
 
