@@ -1,8 +1,9 @@
 """Every prompt the reasoning methods send, in one shared style.
 
 Retrieved text always sits between ``<documents>`` and ``</documents>``, each snippet tagged
-``[chunk_id] title: text``, after ``neutralise`` has withheld instruction-like spans; every
-prompt that shows documents declares them data.
+``[chunk_id] title: text``, after ``neutralise`` has withheld instruction-like spans (and
+removed invisible characters); every prompt that shows documents declares them data, which
+is the main defence against injected instructions, the guard being the second.
 """
 
 from __future__ import annotations
