@@ -80,9 +80,42 @@ def retrieval_facts(record: Record) -> set[Fact]:
     }
 
 
+_UNITS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+
+
 def _number(text: str) -> float | None:
+    """The first number in ``text``, in digits ("1,206") or in words up to 99 ("twenty-two")."""
     match = re.search(r"\d[\d,]*(?:\.\d+)?", text)
-    return float(match.group().replace(",", "")) if match else None
+    if match:
+        return float(match.group().replace(",", ""))
+    for word in re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower()):
+        tens, _, unit = word.partition("-")
+        if tens in _WORDS and (not unit or (tens in _TENS and unit in _UNITS[1:10])):
+            return float(_WORDS[tens] + (_WORDS[unit] if unit else 0))
+    return None
 
 
 def _arithmetic_problem(step: Record, earlier: Sequence[Record]) -> str | None:
@@ -201,6 +234,10 @@ def main(argv: Sequence[str]) -> int:
     docs = Counter(len(r["supporting_docs"]) for r in train)
     print(f"{len(train)} questions; by type {dict(sorted(kinds.items()))}")
     print(f"by number of supporting documents {dict(sorted(docs.items()))}")
+    closest = max(
+        (jaccard(t["question"], e["question"]), t["id"], e["id"]) for t in train for e in held_out
+    )
+    print(f"closest question texts: {closest[1]} and {closest[2]}, Jaccard {closest[0]:.2f}")
     print(f"{len(reuse)} reuse an evaluation step: {' '.join(reuse)}")
     print(f"{len(problems)} problems")
     return 1 if problems else 0

@@ -498,15 +498,22 @@ def load_nq(path: str | Path, *, on_error: OnError | None = None) -> list[QAExam
 
 
 def load_demo(
-    folder: str | Path | None = None, *, on_error: OnError | None = None
+    folder: str | Path | None = None,
+    *,
+    on_error: OnError | None = None,
+    questions_file: str = "questions.jsonl",
 ) -> list[QAExample]:
-    """The demo set shipped in the package (``questions.jsonl`` + ``corpus.jsonl``)."""
+    """The demo set shipped in the package (``questions.jsonl`` + ``corpus.jsonl``).
+
+    ``questions_file="train_questions.jsonl"`` loads the training questions instead, which
+    share the corpus and are kept apart from the evaluation questions.
+    """
     root: Traversable = Path(folder) if folder is not None else files("reasonrag") / "data" / "demo"
     name = str(folder) if folder is not None else "reasonrag/data/demo"
     report = on_error or warn_issue
     docs = _load_keyed(root / "corpus.jsonl", f"{name}/corpus.jsonl", _DemoDoc, report)
     return _load_examples(
-        root / "questions.jsonl", f"{name}/questions.jsonl", _DemoRow, _demo_converter(docs), report
+        root / questions_file, f"{name}/{questions_file}", _DemoRow, _demo_converter(docs), report
     )
 
 
