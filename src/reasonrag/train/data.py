@@ -44,7 +44,9 @@ class DataSpec:
     kinds: tuple[Kind, ...] = ("rearag", "rare")
     """For the oracle: which records to build (teachers build their own kind)."""
     top_k: int = 3
-    snippet_chars: int = 600
+    snippet_chars: int = 900
+    """Whole chunks: at the default chunk size (200 embedder tokens) chunks run to ~870
+    characters, and a fact cut off by a shorter snippet would be trained on unseen."""
     max_steps: int = 8
     worked_example: bool = False
     threshold: float = 0.8

@@ -160,10 +160,21 @@ def _find(run: _Run, hop: Hop, number: int, said: str, snippet_chars: int) -> Hi
     if not _needs_evidence(hop):
         return None
     found = _first_support(hits, hop, snippet_chars)
-    if found is None and hop.title is not None and run.can_search(hop.title):
-        repair = f"These results do not cover {hop.title}; I will search for it by name."
-        found = _first_support(run.search(repair, hop.title), hop, snippet_chars)
+    repair = _repair_query(hop)
+    if found is None and repair and run.can_search(repair):
+        thought = f"These results do not answer it; I will search {hop.title} for it."
+        found = _first_support(run.search(thought, repair), hop, snippet_chars)
     return found or Outcome("", False, "gold evidence not retrieved", {"hop": number + 1})
+
+
+def _repair_query(hop: Hop) -> str:
+    """The hop's question with the gold paragraph's title in front: the title finds the
+    document and the question's words the chunk of it that answers."""
+    if hop.title is None:
+        return ""
+    if hop.title.lower() in hop.query.lower():
+        return hop.title
+    return f"{hop.title} {hop.question}"
 
 
 def oracle_chain(

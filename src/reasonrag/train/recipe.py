@@ -36,7 +36,7 @@ Only train splits: the dev files are what the result is measured on."""
 @dataclass(frozen=True)
 class Recipe:
     spec: DataSpec = field(
-        default_factory=lambda: DataSpec("oracle", top_k=3, snippet_chars=600, max_steps=8)
+        default_factory=lambda: DataSpec("oracle", top_k=3, snippet_chars=900, max_steps=8)
     )
     token_budget: int = 600_000
     """Tokens of training text in one epoch. Measured here: LoRA SFT of the 135M model
