@@ -171,7 +171,7 @@ def test_a_hop_missed_by_its_query_is_repaired_by_a_search_for_its_title(
     assert isinstance(chain, ChainRecord)
     assert chain.queries == ("Marxville capital of", "Who leads Freedonia?", "Freedonia")
     repair = [m.content for m in chain.messages if m.role == "assistant"][2]
-    assert "These results do not cover Freedonia" in repair
+    assert "I will search Freedonia for it" in repair
     assert chain.messages[-1].content.endswith(
         '"answer": "Rufus T. Firefly [Marxville#0] [Freedonia#0]"}}'
     ), "the finish cites the evidence of every hop"

@@ -121,17 +121,10 @@ class ClaraModel(nn.Module):
         return model
 
     def save(self, folder: Path) -> None:
-        """Adapters, memory slots, tokenizer and config; the base weights are not copied."""
+        """Adapters (one subfolder each), memory slots, tokenizer and config; the base
+        weights are not copied."""
         folder.mkdir(parents=True, exist_ok=True)
-        for name in ADAPTERS:
-            self.backbone.save_pretrained(str(folder / "_peft"), selected_adapters=[name])
-            saved = folder / "_peft" / name if name != ADAPTERS[0] else folder / "_peft"
-            target = folder / name
-            if target.exists():
-                import shutil
-
-                shutil.rmtree(target)
-            saved.rename(target) if name != ADAPTERS[0] else _move_root_adapter(saved, target)
+        self.backbone.save_pretrained(str(folder), selected_adapters=list(ADAPTERS))
         torch.save(
             {"memory": self.memory.detach(), "query_memory": self.query_memory.detach()},
             folder / MEMORY_FILE,
@@ -226,7 +219,9 @@ class ClaraModel(nn.Module):
         hidden]``, in order), and the number of input positions it uses."""
         pieces = self._prompt_pieces(instruction, user)
         if len(pieces) != len(documents) + 1:
-            raise ValueError(f"{len(pieces) - 1} slots in the prompt for {len(documents)} documents")
+            raise ValueError(
+                f"{len(pieces) - 1} slots in the prompt for {len(documents)} documents"
+            )
         parts = []
         for i, piece in enumerate(pieces):
             ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
@@ -238,7 +233,10 @@ class ClaraModel(nn.Module):
         return embeds, int(embeds.shape[0])
 
     def answer_loss(
-        self, prompts: Sequence[tuple[str, str]], documents: Sequence[torch.Tensor], answers: Sequence[str]
+        self,
+        prompts: Sequence[tuple[str, str]],
+        documents: Sequence[torch.Tensor],
+        answers: Sequence[str],
     ) -> torch.Tensor:
         """Mean next-token loss of each answer (and its end-of-turn token) after its prompt,
         the generator adapter reading the documents' vectors."""
@@ -250,7 +248,9 @@ class ClaraModel(nn.Module):
             ids = self.tokenizer(answer + end, add_special_tokens=False)["input_ids"]
             target = torch.tensor(ids, dtype=torch.long, device=prompt.device)
             rows.append(torch.cat([prompt, self.embeddings(target)], dim=0))
-            labels.append(torch.cat([torch.full((len(prompt),), -100, device=prompt.device), target]))
+            labels.append(
+                torch.cat([torch.full((len(prompt),), -100, device=prompt.device), target])
+            )
         width = max(len(r) for r in rows)
         hidden = rows[0].shape[1]
         embeds = torch.stack([F.pad(r, (0, 0, 0, width - len(r))) for r in rows])
@@ -273,12 +273,18 @@ class ClaraModel(nn.Module):
     ) -> list[tuple[str, int]]:
         """Greedy answers, each with the input positions its prompt used."""
         self.backbone.set_adapter("generator")
-        built = [self.prompt_embeddings(i, u, d) for (i, u), d in zip(prompts, documents, strict=True)]
+        built = [
+            self.prompt_embeddings(i, u, d) for (i, u), d in zip(prompts, documents, strict=True)
+        ]
         width = max(len(e) for e, _ in built)
         embeds = torch.stack([F.pad(e, (0, 0, width - len(e), 0)) for e, _ in built])
-        mask = torch.stack(
-            [torch.cat([torch.zeros(width - len(e)), torch.ones(len(e))]) for e, _ in built]
-        ).long().to(embeds.device)
+        mask = (
+            torch.stack(
+                [torch.cat([torch.zeros(width - len(e)), torch.ones(len(e))]) for e, _ in built]
+            )
+            .long()
+            .to(embeds.device)
+        )
         out = self.backbone.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -303,11 +309,3 @@ def _with_pad(tokenizer: Any) -> Any:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def _move_root_adapter(saved: Path, target: Path) -> None:
-    """PEFT writes the first selected adapter at the save root; give it its own folder."""
-    target.mkdir(parents=True, exist_ok=True)
-    for item in list(saved.iterdir()):
-        if item.is_file():
-            item.rename(target / item.name)

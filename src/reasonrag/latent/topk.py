@@ -31,4 +31,5 @@ def straight_through_topk(
         soft.append(torch.softmax(masked, dim=-1))
         taken = taken + hard[..., slot, :]
     relaxed = torch.stack(soft, dim=-2)
-    return hard + relaxed - relaxed.detach(), indices
+    # The difference is exactly zero in value, so the forward weights are exactly one-hot.
+    return hard + (relaxed - relaxed.detach()), indices
