@@ -120,6 +120,19 @@ def test_save_and_load_give_the_same_vectors(tiny: Path, tmp_path: Path) -> None
         "compressor",
         "query",
         "generator",
-        "memory.pt",
         "clara.json",
     }
+    assert (tmp_path / "clara" / "compressor" / "memory.pt").is_file()
+
+
+def test_the_query_reasoner_starts_as_the_compressor(tiny: Path, tmp_path: Path) -> None:
+    model = _model(tiny, tmp_path)
+    with torch.no_grad():
+        model.memory.add_(1.0)
+    model.init_query_from_compressor()
+    with torch.no_grad():
+        documents = model.compress(DOCS).vectors
+        queries = model.encode_queries(DOCS)
+    # the same text read by both: the same vectors, so a document is its own best match
+    assert torch.allclose(documents, queries, atol=1e-4)
+    assert model.scores(queries, documents).argmax(-1).tolist() == [0, 1, 2]

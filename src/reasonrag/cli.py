@@ -32,6 +32,7 @@ from reasonrag.config import (
     default_cache_dir,
 )
 from reasonrag.eval.cli import eval_app
+from reasonrag.latent.cli import clara_app
 from reasonrag.train.cli import data_app, train_app
 
 app = typer.Typer(
@@ -208,7 +209,8 @@ def ask(
 ) -> None:
     """Answer a question with its citations; the reasoning trace is drawn as it happens.
     With --method closed (or agent.index_dir in the config) the index may be left out."""
-    from reasonrag.reason import Agent, save_traces
+    from reasonrag.agents import make_agent
+    from reasonrag.reason import save_traces
 
     index_dir: Path | None = Path(index_or_question)
     if question is None:
@@ -223,7 +225,7 @@ def ask(
     }
     settings = settings_or_exit(config, llm=_llm(backend, model, base_url), agent=agent_cfg)
     with reported_errors():
-        agent = Agent.from_config(settings)
+        agent = make_agent(settings)
         answer = _ask_live(agent, question, trace) if not as_json else agent.ask(question)
     if save_trace:
         save_traces(save_trace, [answer])
@@ -323,6 +325,7 @@ def demo(
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+app.add_typer(clara_app, name="clara")
 app.add_typer(config_app, name="config")
 
 if __name__ == "__main__":

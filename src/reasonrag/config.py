@@ -25,7 +25,7 @@ from reasonrag.errors import ConfigError
 ContextMode = Literal["llm", "title", "none"]
 Fusion = Literal["rrf", "weighted", "dense", "sparse"]
 Rerank = Literal["none", "llm", "cross-encoder"]
-MethodName = Literal["tao", "rag", "rare", "closed"]
+MethodName = Literal["tao", "rag", "rare", "closed", "clara"]
 ActionName = Literal["search", "finish", "verify", "calculate", "rethink"]
 
 _TOML_FILE: ContextVar[Path | None] = ContextVar("reasonrag_toml_file", default=None)
@@ -137,6 +137,16 @@ class AgentConfig(_Section):
     """Index the agent searches when none is passed to ``Agent.from_config``."""
 
 
+class ClaraConfig(_Section):
+    model: Path | None = None
+    """A folder written by `reasonrag clara pretrain` or `clara train`; the index must have
+    been encoded with it (`reasonrag clara encode`)."""
+    top_k: int = Field(3, ge=1)
+    """Documents the generator reads, as vectors."""
+    max_tokens: int = Field(32, ge=1)
+    """Tokens per generated answer."""
+
+
 def default_cache_dir() -> Path:
     return Path(user_cache_dir("reasonrag"))
 
@@ -156,6 +166,7 @@ class Settings(BaseSettings):
     context: ContextConfig = ContextConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     agent: AgentConfig = AgentConfig()
+    clara: ClaraConfig = ClaraConfig()
     cache_dir: Path = Field(default_factory=default_cache_dir)
     """Response cache, embedding cache and converted model copies."""
 

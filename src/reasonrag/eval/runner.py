@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reasonrag.agents import make_agent
 from reasonrag.changes import differences
 from reasonrag.config import Settings
 from reasonrag.datasets.corpus import (
@@ -41,7 +42,7 @@ from reasonrag.files import append_lines, atomic_write_text, complete_lines, cut
 from reasonrag.index import Index
 from reasonrag.llm.base import Generator
 from reasonrag.progress import console, progress_task
-from reasonrag.reason import Answer, FinishedCallback, Method, build_method, save_traces
+from reasonrag.reason import Answer, FinishedCallback, Method, save_traces
 
 PREDICTIONS = "predictions.jsonl"
 TRACES = "traces.jsonl"
@@ -424,11 +425,13 @@ def evaluate(
         judge = LLMJudge(judge_generator)
     else:
         judge_generator = None
+    method = make_agent(
+        settings, retriever=index if retrieves else None, generator=generator
+    ).method
     info = open_run(
         run_dir,
-        run_config(spec, settings, generator, judge_generator, index if retrieves else None),
+        run_config(spec, settings, method.generator, judge_generator, index if retrieves else None),
     )
-    method = build_method(settings.agent, generator, index if retrieves else None)
     gold = gold_documents(examples, chunk_titles(index.chunks)) if index is not None else {}
     before = PredictionLog(run_dir / PREDICTIONS).read()
     predictions = run_predictions(

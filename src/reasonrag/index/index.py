@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from reasonrag.index.rerank import CrossEncoderReranker, LLMReranker, Reranker
 from reasonrag.index.sparse import BM25Store
 from reasonrag.index.store import (
     Manifest,
+    attach,
     check_target,
     generation_folder,
     read_chunks,
@@ -355,6 +357,19 @@ class Index:
                 },
             },
         )
+
+    def attach(self, name: str, write: Callable[[Path], None], info: dict[str, Any]) -> Path:
+        """Store the folder ``name`` (filled by ``write``) in a new generation of this index
+        and return where it lives; it is dropped with the generation by any later write."""
+        with self._writing():
+            self.manifest = attach(self.folder, name, write, info)
+        return self.folder / self.manifest.generation / name
+
+    def attachment(self, name: str) -> tuple[Path, dict[str, Any]] | None:
+        """Where the attachment ``name`` of the current generation lives, and its info."""
+        if self.manifest is None or name not in self.manifest.attachments:
+            return None
+        return self.folder / self.manifest.generation / name, self.manifest.attachments[name]
 
     # ------------------------------------------------------------------- lookup
     def get(self, chunk_ids: Iterable[str]) -> list[Chunk]:

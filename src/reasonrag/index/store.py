@@ -66,6 +66,10 @@ class Manifest(BaseModel):
     """The embed, chunk and context sections the index was built with."""
     created_at: str
     reasonrag_version: str = __version__
+    attachments: dict[str, dict[str, Any]] = {}
+    """Folders other components stored in the generation (``clara``: compressed vectors),
+    with what they were made by. A rewrite of the index drops them with the generation
+    they describe."""
 
 
 def rebuild_hint(folder: Path) -> str:
@@ -334,6 +338,45 @@ def write_generation(
     atomic_write_text(folder / MANIFEST, json.dumps(manifest.model_dump(), indent=2) + "\n")
     _remove_leftovers(folder, keep=name)
     return manifest
+
+
+def attach(
+    folder: Path, name: str, write: Callable[[Path], None], info: dict[str, Any]
+) -> Manifest:
+    """Make current a copy of the current generation (files hard-linked, not copied) plus
+    the folder ``name`` that ``write`` fills; a previous attachment of that name is
+    replaced. The caller holds ``writer_lock(folder)``."""
+    manifest = read_manifest(folder)
+    current = generation_folder(folder, manifest)
+    numbers = [_generation_number(p) for p in folder.iterdir() if _is_own_generation(p)]
+    new = f"gen-{max(numbers, default=0) + 1:05d}"
+    tmp = folder / f"{new}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    (tmp / MARKER_FILE).write_text(f"reasonrag index generation {new}\n")
+    for relative in manifest.files:
+        if relative.split("/", 1)[0] == name:
+            continue
+        target = tmp / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(current / relative, target)
+        except OSError:  # another file system, or links not allowed: copy instead
+            shutil.copy2(current / relative, target)
+    write(tmp / name)
+    _sync_folder(tmp)
+    tmp.rename(folder / new)
+    updated = manifest.model_copy(
+        update={
+            "generation": new,
+            "files": _file_sizes(folder / new),
+            "attachments": {**manifest.attachments, name: info},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    atomic_write_text(folder / MANIFEST, json.dumps(updated.model_dump(), indent=2) + "\n")
+    _remove_leftovers(folder, keep=new)
+    return updated
 
 
 def _sync_folder(generation: Path) -> None:

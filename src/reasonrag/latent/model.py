@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reasonrag.llm.base import DOCUMENT_SLOT
+
 ADAPTERS = ("compressor", "query", "generator")
 CONFIG_FILE = "clara.json"
 MEMORY_FILE = "memory.pt"
-SLOT = "\x00slot\x00"
-"""Where a document's vectors go in a rendered prompt; a string no text contains."""
+SLOT = DOCUMENT_SLOT
+"""Where a document's vectors go in a rendered prompt."""
 
 QA_INSTRUCTION = "Answer the question using the documents. Keep the answer short."
 SCP_QA_INSTRUCTION = "Answer questions about the document, one per line."
@@ -114,10 +116,9 @@ class ClaraModel(nn.Module):
         for name in ADAPTERS[1:]:
             backbone.load_adapter(str(folder / name), adapter_name=name, is_trainable=True)
         model = cls(backbone, _with_pad(AutoTokenizer.from_pretrained(folder)), config)
-        memory = torch.load(folder / MEMORY_FILE, weights_only=True)
         with torch.no_grad():
-            model.memory.copy_(memory["memory"])
-            model.query_memory.copy_(memory["query_memory"])
+            model.memory.copy_(torch.load(folder / "compressor" / MEMORY_FILE, weights_only=True))
+            model.query_memory.copy_(torch.load(folder / "query" / MEMORY_FILE, weights_only=True))
         return model
 
     def save(self, folder: Path) -> None:
@@ -125,12 +126,22 @@ class ClaraModel(nn.Module):
         weights are not copied."""
         folder.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(str(folder), selected_adapters=list(ADAPTERS))
-        torch.save(
-            {"memory": self.memory.detach(), "query_memory": self.query_memory.detach()},
-            folder / MEMORY_FILE,
-        )
+        # Each reader's memory slots sit with its adapter: the compressor folder alone then
+        # identifies the vectors it makes (joint training leaves it untouched).
+        torch.save(self.memory.detach(), folder / "compressor" / MEMORY_FILE)
+        torch.save(self.query_memory.detach(), folder / "query" / MEMORY_FILE)
         self.tokenizer.save_pretrained(folder)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+
+    def init_query_from_compressor(self) -> None:
+        """Start the query reasoner where the compressor is (the published recipe): the
+        question is then read into the documents' space from the first step."""
+        with torch.no_grad():
+            parameters = dict(self.backbone.named_parameters())
+            for name, parameter in parameters.items():
+                if ".query." in name:
+                    parameter.copy_(parameters[name.replace(".query.", ".compressor.")])
+            self.query_memory.copy_(self.memory)
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -295,6 +306,55 @@ class ClaraModel(nn.Module):
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [(t.strip(), n) for t, (_, n) in zip(texts, built, strict=True)]
 
+    # ----------------------------------------------------------------- losses
+    def scp_loss(
+        self, texts: Sequence[str], qa: Sequence[str], paraphrases: Sequence[str]
+    ) -> torch.Tensor:
+        """Salient compressor pretraining: the generator, reading only each document's
+        vectors, answers its questions and restates it; plus the pull of the memory states
+        towards the document's own states."""
+        compressed = self.compress(texts)
+        documents = list(compressed.vectors.unsqueeze(1))
+        qa_loss = self.answer_loss([(SCP_QA_INSTRUCTION, SLOT)] * len(texts), documents, qa)
+        restate = [(SCP_PARAPHRASE_INSTRUCTION, SLOT)] * len(texts)
+        paraphrase_loss = self.answer_loss(restate, documents, paraphrases)
+        return qa_loss + paraphrase_loss + self.config.mse_weight * compressed.mse
+
+    def joint_loss(
+        self,
+        questions: Sequence[str],
+        candidates: torch.Tensor,
+        labels: Sequence[Sequence[str]],
+        answers: Sequence[str],
+        *,
+        top_k: int,
+        temperature: float,
+    ) -> torch.Tensor:
+        """The answer's next-token loss when the generator reads the top-k of ``candidates``
+        (``[batch, n, slots, hidden]``, frozen) as chosen by the query reasoner; the
+        straight-through top-k carries the loss back to the query reasoner's scores."""
+        from reasonrag.latent.topk import straight_through_topk
+
+        queries = F.normalize(self.encode_queries(questions).flatten(1), dim=-1)
+        documents = F.normalize(candidates.flatten(2), dim=-1)
+        scores = torch.einsum("bd,bnd->bn", queries, documents)
+        weights, chosen = straight_through_topk(scores, top_k, temperature)
+        selected = torch.einsum("bkn,bnsh->bksh", weights, candidates)
+        prompts = [
+            latent_user_prompt(q, [names[i] for i in row])
+            for q, names, row in zip(questions, labels, chosen.tolist(), strict=True)
+        ]
+        return self.answer_loss(prompts, list(selected), answers)
+
+    def forward(self, task: str, **batch: Any) -> torch.Tensor:
+        """The loss of one batch of ``task`` ("scp" or "joint"): calling the model (rather
+        than its methods) keeps distributed training's gradient synchronisation."""
+        if task == "scp":
+            return self.scp_loss(**batch)
+        if task == "joint":
+            return self.joint_loss(**batch)
+        raise ValueError(f"unknown CLaRa task {task!r}")
+
     # -------------------------------------------------------------- logit lens
     @torch.no_grad()
     def nearest_tokens(self, vectors: torch.Tensor, top: int = 5) -> list[list[str]]:
@@ -303,6 +363,18 @@ class ClaraModel(nn.Module):
         table = F.normalize(self.embeddings.weight, dim=-1)
         best = (F.normalize(vectors, dim=-1) @ table.T).topk(top, dim=-1).indices
         return [[self.tokenizer.decode([int(i)]) for i in row] for row in best]
+
+
+def latent_user_prompt(question: str, labels: Sequence[str]) -> tuple[str, str]:
+    """(instruction, user text) of the answering prompt, one slot per document; the same
+    text as ``reason.prompts.latent_prompt`` renders."""
+    from reasonrag.index.records import Hit
+    from reasonrag.llm.base import as_messages
+    from reasonrag.reason.prompts import latent_prompt
+
+    hits = [Hit(label, "", "", "", "", 0.0, i) for i, label in enumerate(labels)]
+    system, user = as_messages(latent_prompt(question, hits))
+    return system.content, user.content
 
 
 def _with_pad(tokenizer: Any) -> Any:

@@ -7,7 +7,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from reasonrag.llm.base import Completion, GenerationError, GenParams, Message, Prompt, as_messages
+from reasonrag.llm.base import (
+    Completion,
+    GenerationError,
+    GenParams,
+    Message,
+    Prompt,
+    as_messages,
+    require_text,
+)
 
 Block = dict[str, Any]
 
@@ -74,7 +82,9 @@ class AnthropicGenerator:
             return list(pool.map(lambda prompt: self._complete(prompt, params), prompts))
 
     def _complete(self, prompt: Prompt, params: GenParams) -> Completion:
-        system, turns = to_anthropic(as_messages(prompt))
+        messages = as_messages(prompt)
+        require_text(messages, self.name)
+        system, turns = to_anthropic(messages)
         request: dict[str, Any] = {
             "model": self.model,
             "max_tokens": params.max_tokens,

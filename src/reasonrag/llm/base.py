@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from reasonrag.errors import GenerationError
+from reasonrag.errors import GenerationError, InputError
 
 __all__ = [
+    "DOCUMENT_SLOT",
     "Completion",
     "GenParams",
     "GenerationError",
@@ -18,9 +19,14 @@ __all__ = [
     "Role",
     "TokenLogprob",
     "as_messages",
+    "require_text",
 ]
 
 Role = Literal["system", "user", "assistant"]
+
+
+DOCUMENT_SLOT = "\x00doc\x00"
+"""Marks, in a message's text, where a document carried as vectors goes."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,23 @@ class Message:
     role: Role
     content: str
     cache: bool = False
+    documents: tuple[str, ...] = ()
+    """Chunk ids of documents this message carries as continuous vectors, not text: the
+    i-th fills the i-th ``DOCUMENT_SLOT`` of ``content``. Only a latent generator (CLaRa)
+    reads them; text generators refuse such messages (``require_text``)."""
 
 
 Prompt = str | Sequence[Message]
 """A bare string is a single user message."""
+
+
+def require_text(messages: Sequence[Message], backend: str) -> None:
+    """Refuse documents carried as vectors: a text model would silently read nothing."""
+    if any(m.documents for m in messages):
+        raise InputError(
+            f"{backend} reads text; this prompt carries documents as vectors, which only a "
+            "latent (CLaRa) generator can read"
+        )
 
 
 def as_messages(prompt: Prompt) -> tuple[Message, ...]:

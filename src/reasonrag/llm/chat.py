@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasonrag.llm.base import Message
+from reasonrag.llm.base import Message, require_text
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ def encode_chat(
     """Token ids of ``messages`` rendered with ``tokenizer``'s chat template, and where each
     message lies in them. ``add_generation_prompt`` ends the text with the header of the
     assistant turn to be generated (inference); training encodes the finished conversation."""
+    require_text(messages, "a text model")
     text = _render(tokenizer, messages, add_generation_prompt)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = tuple(int(i) for i in encoded["input_ids"])

@@ -21,6 +21,7 @@ from reasonrag.llm.base import (
     Prompt,
     TokenLogprob,
     as_messages,
+    require_text,
 )
 
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
@@ -173,9 +174,11 @@ class OpenAIGenerator:
             ) from exc
 
     def _body(self, prompt: Prompt, params: GenParams) -> dict[str, Any]:
+        messages = as_messages(prompt)
+        require_text(messages, self.name)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in as_messages(prompt)],
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,

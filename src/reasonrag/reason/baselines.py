@@ -11,10 +11,15 @@ from reasonrag.index.records import Retriever
 from reasonrag.llm.base import Completion, Generator, GenParams, Prompt
 from reasonrag.reason.actions import run_search
 from reasonrag.reason.machine import AgentState, StepMachine, answer_from
-from reasonrag.reason.prompts import answer_prompt, closed_book_prompt, rare_prompt
+from reasonrag.reason.prompts import (
+    answer_prompt,
+    closed_book_prompt,
+    latent_prompt,
+    rare_prompt,
+)
 from reasonrag.reason.records import Purpose, Step
 
-Style = Literal["closed", "rag", "rare"]
+Style = Literal["closed", "rag", "rare", "clara"]
 
 
 class SinglePass(StepMachine):
@@ -66,6 +71,8 @@ class SinglePass(StepMachine):
             return closed_book_prompt(state.question)
         if self.style == "rag":
             return answer_prompt(state.question, state.evidence, self.snippet_chars)
+        if self.style == "clara":
+            return latent_prompt(state.question, state.evidence)
         return rare_prompt(state.question, state.evidence, self.snippet_chars)
 
     def purpose(self, state: AgentState) -> Purpose:

@@ -149,6 +149,8 @@ def answer_from(
 class Method(Protocol):
     """What the TAO agent and every baseline offer."""
 
+    generator: Generator
+
     @property
     def name(self) -> str: ...
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 
 from reasonrag.index.records import Hit
-from reasonrag.llm.base import Message, Prompt
+from reasonrag.llm.base import DOCUMENT_SLOT, Message, Prompt
 from reasonrag.reason.guard import neutralise
 from reasonrag.reason.parse import ARGUMENTS
 from reasonrag.reason.records import Step
@@ -176,3 +176,17 @@ def judge_prompt(claim: str, hits: Sequence[Hit], snippet_chars: int) -> Prompt:
         "Reply SUPPORTED, REFUTED or NOT ENOUGH INFO, then one short reason."
     )
     return [Message("system", system, cache=True), Message("user", user)]
+
+
+LATENT_INSTRUCTION = "Answer the question using the documents. " + SHORT_ANSWER
+
+
+def latent_prompt(question: str, hits: Sequence[Hit]) -> Prompt:
+    """The documents as vector slots (CLaRa): the generator fills each ``DOCUMENT_SLOT``
+    with the compressed vectors of the chunk named in ``documents``."""
+    slots = "".join(f"[{hit.chunk_id}] {DOCUMENT_SLOT}\n" for hit in hits)
+    user = f"Documents:\n{slots}Question: {question}\nAnswer:"
+    return [
+        Message("system", LATENT_INSTRUCTION),
+        Message("user", user, documents=tuple(hit.chunk_id for hit in hits)),
+    ]
