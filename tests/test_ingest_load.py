@@ -293,14 +293,22 @@ def test_html_character_references_never_yield_invalid_text(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "line", ["[" * 100_000, '{"a": ' * 100_000, '{"id": "d", "text": ' + "[" * 50_000]
+    ("line", "problem"),
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"a": ' * 100_000, "nested too deeply"),
+        ('{"id": "d", "text": ' + "[" * 50_000, "nested too deeply"),
+        ('{"id": ' + "1" * 5000 + ', "text": "x"}', "a number longer than 4300 digits"),
+    ],
 )
-def test_a_deeply_nested_jsonl_line_is_one_malformed_line(tmp_path: Path, line: str):
+def test_a_jsonl_line_json_cannot_read_is_one_malformed_line(
+    tmp_path: Path, line: str, problem: str
+):
     path = tmp_path / "deep.jsonl"
     path.write_text(json.dumps({"id": "ok", "text": "Still loaded."}) + "\n" + line + "\n")
     report = load_documents([path])
     assert [d.id for d in report.documents] == ["ok"]
-    assert report.skipped == (Skipped(f"{path}:2", "malformed JSON: nested too deeply"),)
+    assert report.skipped == (Skipped(f"{path}:2", f"malformed JSON: {problem} at column 1"),)
 
 
 def test_on_progress_is_told_one_per_file_read(mixed: Path):

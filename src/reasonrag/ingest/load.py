@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from reasonrag.ingest.chunk import headings
 from reasonrag.ingest.records import Document
+from reasonrag.ingest.untrusted import parse_json, unicode_problem
 
 SkipHandler = Callable[[Path, str], None]
 
@@ -98,7 +99,7 @@ def _discover(
             else [(root, root.name)]
         )
         for file, doc_id in found:
-            if _unicode_problem(str(file)) is None:
+            if unicode_problem(str(file)) is None:
                 yield file, doc_id
             else:  # its id, title and source could not be stored or tokenized
                 skip(str(file), "file name is not valid UTF-8; rename the file")
@@ -185,28 +186,17 @@ def _parse_pdf(path: Path) -> tuple[str | None, str]:
 
 
 def _checked(item: Document | Skipped) -> Document | Skipped:
-    """``item``, or a skip if one of its strings is not valid Unicode.
-
-    JSON escapes such as ``"\\ud800"`` decode to lone surrogates, which no tokenizer or
-    file format accepts; one such record must not abort a whole build later on."""
+    """``item``, or a skip if one of its strings is not valid Unicode: one such record
+    must not abort a whole build later on, in the tokenizer."""
     if isinstance(item, Skipped):
         return item
     fields = [("id", item.id), ("title", item.title), ("text", item.text)]
     fields += [(key, value) for key, value in item.metadata.items()]
     for name, value in fields:
-        problem = _unicode_problem(name) or _unicode_problem(value)
+        problem = unicode_problem(name) or unicode_problem(value)
         if problem is not None:
             return Skipped(item.source, f"field {name!r} is not valid Unicode ({problem})")
     return item
-
-
-def _unicode_problem(text: str) -> str | None:
-    """What keeps ``text`` from being encoded as UTF-8, or None if nothing does."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}"
-    return None
 
 
 _FORMATS: dict[str, tuple[str, Callable[[Path], tuple[str | None, str]]]] = {
@@ -234,11 +224,9 @@ def _read_jsonl(path: Path) -> Iterator[Document | Skipped]:
 def _jsonl_document(line: str, where: str) -> Document:
     """One ``{"id", "text", "title"?}`` record; other string fields go to metadata."""
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except json.JSONDecodeError as exc:
         raise _Unloadable(f"malformed JSON: {exc.msg} at column {exc.colno}") from exc
-    except RecursionError as exc:
-        raise _Unloadable("malformed JSON: nested too deeply") from exc
     if not isinstance(record, dict):
         raise _Unloadable("expected a JSON object")
     doc_id = record.get("id")
