@@ -1,4 +1,8 @@
-"""Turn files into documents and documents into token-bounded chunks."""
+"""Turn files into documents and documents into token-bounded chunks.
+
+Records and the chunker are light; the loaders (pypdf) load on first use."""
+
+from typing import TYPE_CHECKING
 
 from reasonrag.ingest.chunk import (
     TokenCounter,
@@ -7,8 +11,17 @@ from reasonrag.ingest.chunk import (
     headings,
     whitespace_token_count,
 )
-from reasonrag.ingest.load import LoadReport, SkipHandler, Skipped, load_documents, normalize_text
 from reasonrag.ingest.records import Chunk, Document
+from reasonrag.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from reasonrag.ingest.load import (
+        LoadReport,
+        SkipHandler,
+        Skipped,
+        load_documents,
+        normalize_text,
+    )
 
 __all__ = [
     "Chunk",
@@ -24,3 +37,11 @@ __all__ = [
     "normalize_text",
     "whitespace_token_count",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        ("LoadReport", "SkipHandler", "Skipped", "load_documents", "normalize_text"),
+        "reasonrag.ingest.load",
+    ),
+)
