@@ -5,6 +5,8 @@ Records and the chunker are light; the loaders (pypdf) load on first use."""
 from typing import TYPE_CHECKING
 
 from reasonrag.ingest.chunk import (
+    MAX_CHARS_PER_TOKEN,
+    Progress,
     TokenCounter,
     chunk_document,
     chunk_documents,
@@ -24,9 +26,11 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "MAX_CHARS_PER_TOKEN",
     "Chunk",
     "Document",
     "LoadReport",
+    "Progress",
     "SkipHandler",
     "Skipped",
     "TokenCounter",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from reasonrag.ingest.chunk import headings
+from reasonrag.ingest.chunk import Progress, headings
 from reasonrag.ingest.records import Document
 from reasonrag.ingest.untrusted import parse_json, unicode_problem
 
@@ -53,7 +53,7 @@ def load_documents(
     paths: Sequence[Path],
     *,
     on_skip: SkipHandler | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
 ) -> LoadReport:
     """Load every supported file in ``paths`` (files, or folders walked recursively).
 
