@@ -307,3 +307,20 @@ def test_chunks_fit_the_real_tokenizer_even_where_it_sees_one_unknown_token():
     text = prose(8_000) + " " + "x" * 5_000 + " " + one_line(8_000)  # the x's: one [UNK]
     chunks = chunk(text, max_tokens=128, overlap=16, count=count)
     check_invariants(text, chunks, 128, count)
+
+
+@pytest.mark.timeout(10)
+def test_heading_lines_with_long_runs_of_spaces_parse_in_linear_time():
+    # The heading pattern used to backtrack over every space: hours for a megabyte.
+    line = "# title" + " \t" * 500_000 + "#x"
+    assert headings(line + "\n\ntext") == [(1, "title" + " \t" * 500_000 + "#x")]
+    assert headings("## closed" + " " * 500_000 + "##") == [(2, "closed")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="# \tab\r", max_size=20))
+def test_heading_titles_follow_the_atx_rules(line: str):
+    # The pattern the parser replaced, fine on short lines.
+    atx = re.fullmatch(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*", line)
+    expected = [] if atx is None else [(len(atx.group(1)), atx.group(2) or "")]
+    assert headings(line) == expected

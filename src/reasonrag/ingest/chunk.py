@@ -37,7 +37,10 @@ _SCAN_AHEAD = 1.5
 _PROGRESS_EVERY = 1 << 16
 """Characters of input between progress reports within a document."""
 
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+# An ATX heading opens with up to three spaces and one to six "#" before a space or the end;
+# its title is parsed by hand (see _heading), as a pattern would backtrack over long runs
+# of spaces.
+_HEADING_OPENING = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 # A sentence ends at . ! or ? (plus closing quotes/brackets) before whitespace; a line end
 # counts too, which keeps list items and code lines whole.
@@ -77,7 +80,7 @@ def _blocks(text: str) -> list[_Block]:
         start = line_start + len(line) - len(line.lstrip())
         end = start + len(body)
         marker = _FENCE.match(line)
-        heading = _HEADING.match(line) if fence is None and marker is None else None
+        heading = _heading(line) if fence is None and marker is None else None
         if marker and fence is None:
             fence = marker.group(1)
         elif marker and fence and marker.group(1).startswith(fence):  # same char, as long
@@ -89,10 +92,22 @@ def _blocks(text: str) -> list[_Block]:
             blocks.append(_Block(*para))
             para = None
         if heading:
-            blocks.append(_Block(start, end, (len(heading.group(1)), heading.group(2) or "")))
+            blocks.append(_Block(start, end, heading))
     if para:
         blocks.append(_Block(*para))
     return blocks
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """Level and title of an ATX heading line, without its closing ``#`` sequence."""
+    opening = _HEADING_OPENING.match(line)
+    if opening is None:
+        return None
+    title = line[opening.end() :].lstrip(" \t").rstrip(" \t")
+    unclosed = title.rstrip("#")
+    if unclosed != title and unclosed != unclosed.rstrip(" \t"):  # "## Title ##"
+        title = unclosed.rstrip(" \t")
+    return len(opening.group(1)), title
 
 
 def headings(text: str) -> list[tuple[int, str]]:
