@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasonrag.datasets.corpus import corpus_from_examples, doc_id, gold_doc_ids, title_index
 from reasonrag.datasets.loaders import (
@@ -23,6 +26,7 @@ from reasonrag.datasets.loaders import (
     load_musique,
     load_nq,
 )
+from reasonrag.errors import DatasetError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -361,3 +365,143 @@ def test_bare_answer_that_looks_like_a_list_stays_one_answer(tmp_path: Path) -> 
     path.write_text("\n".join(json.dumps(r) for r in rows))
     examples = load_flashrag(path)
     assert [e.answers for e in examples] == [("[citation needed]",), ("(1990)",)]
+
+
+# --- hostile input -------------------------------------------------------------------------
+
+GOOD_HOTPOT = {"_id": "ok", "question": "Q?", "answer": "A", "supporting_facts": [], "context": []}
+HUGE_INT = "1" * 5000  # more digits than Python converts
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[" * 100_000, "invalid JSON: nested too deeply (column 1)"),
+        ('{"a": ' * 100_000, "invalid JSON: nested too deeply (column 1)"),
+        ('{"_id": ' + HUGE_INT + "}", "invalid JSON: a number longer than 4300 digits (column 1)"),
+    ],
+)
+def test_a_jsonl_line_json_cannot_read_is_one_bad_line(tmp_path: Path, line: str, problem: str):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(GOOD_HOTPOT) + "\n" + line + "\n")
+    issues: list[LoadIssue] = []
+    assert [e.id for e in load_dataset("hotpotqa", path, on_error=issues.append)] == ["ok"]
+    assert issues == [LoadIssue(f"{path}:2", problem)]
+
+
+def test_a_json_array_nested_too_deeply_names_the_file(tmp_path: Path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(DatasetError, match=r"deep\.json:1:1: invalid JSON: nested too deeply"):
+        load_hotpotqa(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[" + HUGE_INT + "]", "[" + "-" * 100_000 + "1]"])
+def test_list_text_too_deep_or_long_for_a_literal_is_reported(tmp_path: Path, text: str):
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps(GOOD_HOTPOT | {"_id": "bad", "supporting_facts": text}) + "\n")
+    issues: list[LoadIssue] = []
+    assert load_hotpotqa(path, on_error=issues.append) == []
+    assert [(i.location, i.problem) for i in issues] == [
+        (f"{path}:1", "supporting_facts: Value error, text is not a valid list literal")
+    ]
+
+
+FIELDS = {
+    "hotpotqa": ["_id", "question", "answer", "supporting_facts", "context", "type"],
+    "2wiki": ["_id", "question", "answer", "supporting_facts", "context", "evidences"],
+    "musique": [
+        "id",
+        "question",
+        "answer",
+        "answer_aliases",
+        "paragraphs",
+        "question_decomposition",
+    ],
+    "flashrag": ["id", "question", "golden_answers", "metadata"],
+    "nq": ["question", "answer"],
+    "demo": ["id", "question", "answers", "supporting_docs", "decomposition"],
+}
+NESTED_KEYS = st.sampled_from(
+    ["idx", "title", "paragraph_text", "is_supporting", "question", "answer", "doc_id", "text"]
+)
+LIST_TEXT = st.sampled_from(
+    ["[", "[1, 2]", "['a', 0]", "[['a', ['b']]]", "[{'idx': 1}]", "[1e999]", "[" * 3000]
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | LIST_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(NESTED_KEYS, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=2000)
+@given(name=st.sampled_from(sorted(FIELDS)), data=st.data())
+def test_records_of_wrong_types_are_reported_or_loaded(name: str, data: st.DataObject):
+    rows = [
+        {
+            key: data.draw(LIST_TEXT | JSON_VALUES)
+            for key in FIELDS[name]
+            if data.draw(st.booleans())
+        }
+        for _ in range(data.draw(st.integers(1, 3)))
+    ]
+    issues: list[LoadIssue] = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "questions.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (Path(folder) / "corpus.jsonl").write_text('{"id": "d1", "title": "T", "text": "x"}\n')
+        examples = load_dataset(name, folder if name == "demo" else path, on_error=issues.append)
+    assert len(examples) + len(issues) == len(rows)
+
+
+def test_records_with_text_that_is_not_valid_unicode_are_reported(tmp_path: Path):
+    rows = [
+        GOOD_HOTPOT,
+        GOOD_HOTPOT | {"_id": "t", "context": [["\ud800", ["fine"]]]},
+        GOOD_HOTPOT | {"_id": "p", "context": [["T", ["fine", "bad \udfff"]]]},
+        GOOD_HOTPOT | {"_id": "q", "question": "bad \ud800"},  # refused by validation
+    ]
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))  # escapes as \ud800
+    issues: list[LoadIssue] = []
+    assert [e.id for e in load_hotpotqa(path, on_error=issues.append)] == ["ok"]
+    assert [(i.location, i.problem) for i in issues] == [
+        (f"{path}:2", "paragraphs: not valid Unicode (lone surrogate U+D800 at character 0)"),
+        (f"{path}:3", "paragraphs: not valid Unicode (lone surrogate U+DFFF at character 9)"),
+        (
+            f"{path}:4",
+            "question: Input should be a valid string, unable to parse raw data as a unicode"
+            " string",
+        ),
+    ]
+
+
+def test_beir_documents_that_are_not_valid_unicode_are_reported(tmp_path: Path):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "query"}\n')
+    docs = [{"_id": "d1", "text": "fine"}, {"_id": "d2", "title": "\udc80", "text": "x"}]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    issues: list[LoadIssue] = []
+    assert list(load_beir(tmp_path, on_error=issues.append).corpus) == ["d1"]
+    assert issues == [
+        LoadIssue(
+            f"{tmp_path / 'corpus.jsonl'}:2",
+            "title: not valid Unicode (lone surrogate U+DC80 at character 0)",
+        )
+    ]
+
+
+def test_a_file_that_is_not_utf8_names_the_file(tmp_path: Path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(json.dumps({"question": "café"}).encode() + b'\n{"question": "caf\xe9"}\n')
+    with pytest.raises(
+        DatasetError, match=r"latin1\.jsonl: not UTF-8 text \(invalid byte at offset 43\)"
+    ):
+        load_nq(path)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonrag.ingest import (
+    MAX_CHARS_PER_TOKEN,
     Chunk,
     Document,
     chunk_document,
@@ -49,7 +50,8 @@ def check_invariants(
     for c in chunks:
         assert text[c.start : c.end] == c.text
         assert c.text and c.text == c.text.strip()
-        assert count(c.text) <= max_tokens or len(c.text.split()) == 1, c.text
+        assert count(c.text) <= max_tokens or len(c.text) == 1, c.text
+        assert len(c.text) <= max_tokens * MAX_CHARS_PER_TOKEN
         assert (c.doc_id, c.title, c.source) == ("doc", "Doc", "doc.md")
         covered[c.start : c.end] = [True] * (c.end - c.start)
     assert all(covered[i] for i, char in enumerate(text) if not char.isspace())
@@ -83,11 +85,14 @@ STRUCTURED = st.builds(
     st.sampled_from(["\n\n", "\n\n\n", "\n \n"]),
 )
 RAW = st.text(alphabet="ab .!?#`\n\t", max_size=200)
+LONG_WORDS = st.builds(
+    " ".join, st.lists(st.text(alphabet="abc.", min_size=1, max_size=120), max_size=8)
+)
 COUNTERS = st.sampled_from([words, whitespace_token_count, quarter_chars])
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.one_of(STRUCTURED, RAW), max_tokens=st.integers(1, 40), data=st.data())
+@given(text=st.one_of(STRUCTURED, RAW, LONG_WORDS), max_tokens=st.integers(1, 40), data=st.data())
 def test_invariants_hold_on_generated_text(text: str, max_tokens: int, data: st.DataObject):
     count = data.draw(COUNTERS)
     overlap = data.draw(st.integers(0, max_tokens - 1))
@@ -138,10 +143,19 @@ def test_a_sentence_longer_than_the_budget_splits_at_words():
     assert chunks[1].text.startswith("w10 ")
 
 
-def test_a_word_longer_than_the_budget_is_its_own_chunk():
+def test_a_word_longer_than_the_budget_is_cut_into_pieces_that_fit():
     text = "tiny " + "x" * 40 + " tail"
     chunks = chunk(text, max_tokens=3, count=quarter_chars)
-    assert [c.text for c in chunks] == ["tiny", "x" * 40, "tail"]
+    assert [c.text for c in chunks] == ["tiny", "x" * 15, "x" * 15, "x" * 10 + " tail"]
+    check_invariants(text, chunks, 3, quarter_chars)
+
+
+def test_no_chunk_is_longer_than_the_character_cap():
+    # Tokenizers may count a long unbroken string as one unknown token.
+    text = "word " + "x" * 100_000 + " end"
+    chunks = chunk(text, max_tokens=10, count=words)
+    check_invariants(text, chunks, 10, words)
+    assert max(len(c.text) for c in chunks) == 10 * MAX_CHARS_PER_TOKEN
 
 
 def test_heading_paths():
@@ -220,3 +234,93 @@ def test_whitespace_token_count():
     assert whitespace_token_count("") == 0
     assert whitespace_token_count("one two three") == 4
     assert whitespace_token_count(" ".join(["w"] * 10)) == 13
+
+
+class CountingCounter:
+    """A token counter that records how many characters it was given in all."""
+
+    def __init__(self, count: Callable[[str], int] = whitespace_token_count) -> None:
+        self.count = count
+        self.chars = 0
+
+    def __call__(self, text: str) -> int:
+        self.chars += len(text)
+        return self.count(text)
+
+
+def one_line(size: int) -> str:
+    return " ".join(f"w{i % 97}" for i in range(size // 4))[:size].strip()
+
+
+def prose(size: int) -> str:
+    sentences = [
+        " ".join(f"word{(i * j) % 13}" for j in range(3 + i % 17)) + "." for i in range(999)
+    ]
+    paragraphs = [" ".join(sentences[i : i + 1 + i % 7]) for i in range(0, 999, 7)]
+    text = "\n\n".join(paragraphs)
+    return (text * (size // len(text) + 1))[:size].strip()
+
+
+@pytest.mark.parametrize("make", [one_line, prose, lambda size: "x" * size])
+def test_the_text_counted_grows_linearly_and_stays_near_the_input(make: Callable[[int], str]):
+    # Counting is nearly all the cost of chunking with a real tokenizer, and unlike time
+    # it does not depend on how busy the machine is.
+    ratios = []
+    for size in (50_000, 200_000):
+        counter = CountingCounter()
+        text = make(size)
+        chunks = chunk(text, max_tokens=200, overlap=32, count=counter)
+        assert chunks[-1].end == len(text)
+        assert max(len(c.text) for c in chunks) <= 200 * MAX_CHARS_PER_TOKEN
+        ratios.append(counter.chars / len(text))
+    # About two or three counts of each chunk, plus its overlap; searching from the chunk
+    # start at every probe used to count 14 (prose) to 29 (one line) times the input.
+    assert max(ratios) < 5, ratios
+    assert ratios[1] < ratios[0] * 1.1, ratios
+
+
+def test_progress_adds_up_to_the_characters_of_each_document():
+    docs = [
+        Document(id="big", title="", text=one_line(300_000)),
+        Document(id="small", title="", text="Two words."),
+    ]
+    told: list[int] = []
+    chunks = chunk_documents(
+        docs, max_tokens=50, overlap_tokens=5, count_tokens=words, on_progress=told.append
+    )
+    assert sum(told) == sum(len(d.text) for d in docs)
+    assert told[-1] == len("Two words.")  # the small document at its end
+    longest = max(len(c.text) for c in chunks)
+    assert len(told) >= 300_000 // 65_536 and max(told) <= 65_536 + longest
+
+
+def test_chunks_fit_the_real_tokenizer_even_where_it_sees_one_unknown_token():
+    from transformers import AutoTokenizer
+
+    from reasonrag.embed.sentence_transformers import embedded_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
+
+    def count(text: str) -> int:
+        return len(tokenizer.tokenize(text))
+
+    text = prose(8_000) + " " + "x" * 5_000 + " " + one_line(8_000)  # the x's: one [UNK]
+    chunks = chunk(text, max_tokens=128, overlap=16, count=count)
+    check_invariants(text, chunks, 128, count)
+
+
+@pytest.mark.timeout(10)
+def test_heading_lines_with_long_runs_of_spaces_parse_in_linear_time():
+    # The heading pattern used to backtrack over every space: hours for a megabyte.
+    line = "# title" + " \t" * 500_000 + "#x"
+    assert headings(line + "\n\ntext") == [(1, "title" + " \t" * 500_000 + "#x")]
+    assert headings("## closed" + " " * 500_000 + "##") == [(2, "closed")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="# \tab\r", max_size=20))
+def test_heading_titles_follow_the_atx_rules(line: str):
+    # The pattern the parser replaced, fine on short lines.
+    atx = re.fullmatch(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*", line)
+    expected = [] if atx is None else [(len(atx.group(1)), atx.group(2) or "")]
+    assert headings(line) == expected

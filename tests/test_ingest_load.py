@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 from pypdf import PdfWriter
 
+from conftest import HashEmbedder
 from reasonrag.ingest import Document, LoadReport, Skipped, load_documents, normalize_text
 
 
@@ -238,3 +241,105 @@ def test_files_passed_directly_use_their_name_and_missing_paths_are_skipped(tmp_
 
 def test_loading_is_deterministic(mixed: Path):
     assert load_documents([mixed]) == load_documents([mixed])
+
+
+def test_records_that_are_not_valid_unicode_are_skipped_naming_file_line_and_field(
+    tmp_path: Path,
+):
+    path = tmp_path / "surrogates.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                r'{"id": "s1", "text": "bad \ud800 text"}',
+                r'{"id": "\udfff", "text": "x"}',
+                r'{"id": "s3", "text": "ok", "title": "\udc80"}',
+                r'{"id": "s4", "text": "ok", "url": "\ud800"}',
+                r'{"id": "s5", "text": "ok", "\ud800": "key"}',
+                r'{"id": "s6", "text": "a pair \ud83d\ude00 is fine"}',
+            ]
+        )
+    )
+    report = load_documents([path])
+    assert [(d.id, d.text) for d in report.documents] == [("s6", "a pair \U0001f600 is fine")]
+    assert [(s.path, s.reason) for s in report.skipped] == [
+        (f"{path}:1", "field 'text' is not valid Unicode (lone surrogate U+D800 at character 4)"),
+        (f"{path}:2", "field 'id' is not valid Unicode (lone surrogate U+DFFF at character 0)"),
+        (f"{path}:3", "field 'title' is not valid Unicode (lone surrogate U+DC80 at character 0)"),
+        (f"{path}:4", "field 'url' is not valid Unicode (lone surrogate U+D800 at character 0)"),
+        (
+            f"{path}:5",
+            r"field '\ud800' is not valid Unicode (lone surrogate U+D800 at character 0)",
+        ),
+    ]
+
+
+def test_file_names_that_are_not_utf8_are_skipped(tmp_path: Path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Fine.")
+    bad = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.txt"))  # a Latin-1 file name
+    bad.write_text("Unreachable by UTF-8 tools.")
+    report = load_documents([folder])
+    assert [d.id for d in report.documents] == ["good.txt"]
+    assert [s.path for s in report.skipped] == [str(bad)]
+    assert "file name is not valid UTF-8" in report.skipped[0].reason
+
+
+def test_html_character_references_never_yield_invalid_text(tmp_path: Path):
+    page = tmp_path / "entity.html"
+    page.write_text("<title>&#xD800;T</title><p>bad &#xD800; &#55296; and &#0; &#x110000;</p>")
+    (doc,) = load_documents([page]).documents
+    assert (doc.title, doc.text) == ("\ufffdT", "bad \ufffd \ufffd and \ufffd \ufffd")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[" * 100_000, "nested too deeply"),
+        ('{"a": ' * 100_000, "nested too deeply"),
+        ('{"id": "d", "text": ' + "[" * 50_000, "nested too deeply"),
+        ('{"id": ' + "1" * 5000 + ', "text": "x"}', "a number longer than 4300 digits"),
+    ],
+)
+def test_a_jsonl_line_json_cannot_read_is_one_malformed_line(
+    tmp_path: Path, line: str, problem: str
+):
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps({"id": "ok", "text": "Still loaded."}) + "\n" + line + "\n")
+    report = load_documents([path])
+    assert [d.id for d in report.documents] == ["ok"]
+    assert report.skipped == (Skipped(f"{path}:2", f"malformed JSON: {problem} at column 1"),)
+
+
+def test_on_progress_is_told_one_per_file_read(mixed: Path):
+    files: list[int] = []
+    load_documents([mixed, mixed / "missing.txt"], on_progress=files.append)
+    assert files == [1] * 13  # every visible file, loaded or skipped; not the missing path
+
+
+def test_a_document_the_tokenizer_cannot_encode_never_reaches_the_index(
+    tmp_path: Path, corpus_dir: Path, settings
+):
+    from reasonrag.index import Index
+
+    class StrictEmbedder(HashEmbedder):
+        """Counts tokens the way real tokenizers see text: as UTF-8."""
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.encode("utf-8").split())
+
+    (corpus_dir / "records.jsonl").write_text(
+        r'{"id": "bad", "text": "bad \ud800 text"}' + "\n" + r'{"id": "good", "text": "Fine."}'
+    )
+    skips: list[tuple[Path, str]] = []
+    index = Index.build(
+        [corpus_dir],
+        settings,
+        tmp_path / "idx",
+        embedder=StrictEmbedder(),
+        progress=False,
+        on_skip=lambda path, reason: skips.append((path, reason)),
+    )
+    assert {c.doc_id for c in index.chunks} == {"harbour.md", "mill.md", "notes.txt", "good"}
+    assert skips == [(Path(f"{corpus_dir / 'records.jsonl'}:1"), ANY)]
+    assert "not valid Unicode" in skips[0][1]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import sys
+from fractions import Fraction
 
-from reasonrag.reason.calculate import CalcError, calculate
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonrag.reason.calculate import CalcError, calculate, evaluate
 
 
 @pytest.mark.parametrize(
@@ -71,3 +76,75 @@ def test_values(expression: str, result: str) -> None:
 def test_refusals(expression: str, message: str) -> None:
     with pytest.raises(CalcError, match=message):
         calculate(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "approximation"),
+    [
+        ("10 ** 1000 / 7", "1.42857142857e+999"),  # beyond float range
+        ("-(10 ** 1000) / 7", "-1.42857142857e+999"),
+        ("1 / (3 * 10 ** 400)", "3.33333333333e-401"),  # a float would say 0
+        ("2 / 3", "0.666666666667"),
+        ("300000000000001 / 3", "1e+14"),  # rounded to 12 digits, trailing zeros dropped
+    ],
+)
+def test_non_terminating_results_of_any_size_are_approximated(
+    expression: str, approximation: str
+) -> None:
+    exact, _, shown = calculate(expression).partition(" ≈ ")
+    assert shown == approximation
+    assert Fraction(exact) == evaluate(expression)
+
+
+def test_nesting_beyond_the_stack_is_refused() -> None:
+    def call_at_depth(depth: int) -> str:
+        return call_at_depth(depth - 1) if depth else calculate("-" * 299 + "1")
+
+    assert calculate("-" * 299 + "1") == "-1"
+    with pytest.raises(CalcError, match="nested too deeply"):
+        call_at_depth(sys.getrecursionlimit() - 100)
+
+
+NUMBER = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.integers(0, 10**200).map(str),
+    st.floats(allow_nan=False).map(repr),
+    st.sampled_from(["1e308", "1e-320", "0", "0.0", "1e999", "٣", "１", "1_000", "0x1F", "1j"]),
+    st.sampled_from(["(10**1000)", "(7**-900)", "(2**4000)"]),  # near the size limit
+)
+DATE_TEXT = st.one_of(
+    st.from_regex(r"\d{1,4}(-\d{1,2}(-\d{1,2})?)?", fullmatch=True), st.text(max_size=12)
+)
+OPERATOR = st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "^", "×", "÷", "−"])
+
+
+def _compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.builds("{}{}{}".format, inner, OPERATOR, inner),
+        st.builds("{}{}".format, st.sampled_from(["-", "+", "--"]), inner),
+        st.builds("({})".format, inner),
+        st.builds(
+            "{}({!r}, {!r})".format,
+            st.sampled_from(["days_between", "years_between"]),
+            DATE_TEXT,
+            DATE_TEXT,
+        ),
+    )
+
+
+EXPRESSION = st.one_of(
+    st.recursive(NUMBER, _compound, max_leaves=30),
+    st.builds("{}{}".format, st.text("-+(", max_size=300), NUMBER),  # deep chains
+    st.text(max_size=60),
+    st.text(alphabet="0123456789+-*/%().^e, ", max_size=320),
+)
+
+
+@settings(max_examples=200, deadline=2000)
+@given(EXPRESSION)
+def test_any_text_gives_a_result_or_a_calc_error(expression: str) -> None:
+    try:
+        result = calculate(expression)
+    except CalcError:
+        return
+    assert isinstance(result, str) and result

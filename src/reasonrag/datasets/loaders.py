@@ -32,6 +32,7 @@ from pydantic import (
 
 from reasonrag.errors import DatasetError, NotFoundError
 from reasonrag.ingest.records import Document
+from reasonrag.ingest.untrusted import parse_json, unicode_problem
 
 # --- records -------------------------------------------------------------------------------
 
@@ -147,7 +148,14 @@ class RawRecord:
 def _read_text(source: Traversable, name: str) -> str:
     if not source.is_file():
         raise NotFoundError(f"dataset file not found: {name}")
-    return source.read_text(encoding="utf-8-sig")
+    try:
+        return source.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise DatasetError(f"{name}: unreadable: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{name}: not UTF-8 text (invalid byte at offset {exc.start}); re-encode it as UTF-8"
+        ) from exc
 
 
 def read_records(source: Traversable, name: str, report: OnError) -> Iterator[RawRecord]:
@@ -155,7 +163,7 @@ def read_records(source: Traversable, name: str, report: OnError) -> Iterator[Ra
     text = _read_text(source, name)
     if text.lstrip().startswith("["):
         try:
-            items = json.loads(text)
+            items = parse_json(text)
         except json.JSONDecodeError as exc:
             # One broken array cannot be resynchronised item by item.
             raise DatasetError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
@@ -168,7 +176,7 @@ def read_records(source: Traversable, name: str, report: OnError) -> Iterator[Ra
             continue
         location = f"{name}:{number}"
         try:
-            yield RawRecord(location, number, json.loads(line))
+            yield RawRecord(location, number, parse_json(line))
         except json.JSONDecodeError as exc:
             report(LoadIssue(location, f"invalid JSON: {exc.msg} (column {exc.colno})"))
 
@@ -181,7 +189,7 @@ T = TypeVar("T")
 def _literal_list(text: str) -> list[Any] | None:
     """The list written in ``text`` as JSON or as a Python literal; ``None`` if it is not one."""
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except json.JSONDecodeError:
         try:
             value = ast.literal_eval(text.strip())
@@ -420,6 +428,32 @@ def _demo_converter(docs: Mapping[str, _DemoDoc]) -> Callable[[_DemoRow, RawReco
     return convert
 
 
+# --- checks --------------------------------------------------------------------------------
+
+
+def _example_texts(example: QAExample) -> Iterator[tuple[str, str]]:
+    """The texts of ``example`` that reach a tokenizer, with the field each is in."""
+    yield "id", example.id
+    yield "question", example.question
+    yield from (("answers", answer) for answer in example.answers)
+    for p in example.paragraphs:
+        yield from (("paragraphs", p.title), ("paragraphs", p.text))
+    for s in example.supporting:
+        yield from (("supporting", text) for text in (s.title, s.text) if text is not None)
+    for hop in example.decomposition:
+        texts = (hop.question, hop.answer, hop.title)
+        yield from (("decomposition", text) for text in texts if text is not None)
+
+
+def _check_unicode(texts: Iterable[tuple[str, str]]) -> None:
+    """Validation lets lone surrogates (JSON ``"\\ud800"``) through in plain ``str``
+    fields; the tokenizer would then fail the whole run."""
+    for name, text in texts:
+        problem = unicode_problem(text)
+        if problem is not None:
+            raise _BadRecord(f"{name}: not valid Unicode ({problem})")
+
+
 # --- loaders -------------------------------------------------------------------------------
 
 M = TypeVar("M", bound=BaseModel)
@@ -431,7 +465,8 @@ def _load_keyed(source: Traversable, name: str, model: type[K], report: OnError)
     for record in read_records(source, name, report):
         try:
             row = model.model_validate(record.value)
-        except ValidationError as exc:
+            _check_unicode((name, value) for name, value in row if isinstance(value, str))
+        except (ValidationError, _BadRecord) as exc:
             report(LoadIssue(record.location, describe_error(exc)))
             continue
         if row.id in rows:
@@ -454,6 +489,7 @@ def _load_examples(
     for record in read_records(source, name, report):
         try:
             example = convert(model.model_validate(record.value), record)
+            _check_unicode(_example_texts(example))
         except (ValidationError, _BadRecord) as exc:
             report(LoadIssue(record.location, describe_error(exc)))
             continue

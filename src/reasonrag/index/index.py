@@ -138,12 +138,7 @@ class Index:
                 f"({len(report.skipped)} files skipped)"
             )
         embedder = embedder or make_embedder(settings.embed)
-        chunks = chunk_documents(
-            report.documents,
-            max_tokens=settings.chunk.max_tokens,
-            overlap_tokens=settings.chunk.overlap_tokens,
-            count_tokens=embedder.count_tokens,
-        )
+        chunks = _chunk(report.documents, settings, embedder, progress)
         index = cls.from_chunks(
             chunks,
             report.documents,
@@ -243,12 +238,7 @@ class Index:
     # ----------------------------------------------------------------- updating
     def upsert(self, documents: Sequence[Document], *, progress: bool = True) -> None:
         """Add documents; a document whose id is already indexed replaces the old version."""
-        new_chunks = chunk_documents(
-            documents,
-            max_tokens=self.settings.chunk.max_tokens,
-            overlap_tokens=self.settings.chunk.overlap_tokens,
-            count_tokens=self.embedder.count_tokens,
-        )
+        new_chunks = _chunk(documents, self.settings, self.embedder, progress)
         docs = {d.id: d for d in documents}
         with self._writing():
             contexts = _contexts(new_chunks, docs, self.settings, self._generator, progress)
@@ -537,6 +527,25 @@ class _StageTimer:
         started = time.perf_counter()
         yield
         self._timings[name] = self._timings.get(name, 0.0) + time.perf_counter() - started
+
+
+CHUNKING_BAR_CHARS = 1_000_000
+"""Below this much text chunking takes about a second: a bar would only be noise."""
+
+
+def _chunk(
+    documents: Sequence[Document], settings: Settings, embedder: Embedder, progress: bool
+) -> list[Chunk]:
+    total = sum(len(d.text) for d in documents)
+    enabled = progress and total >= CHUNKING_BAR_CHARS
+    with progress_task("Chunking (characters)", total, enabled=enabled) as advance:
+        return chunk_documents(
+            documents,
+            max_tokens=settings.chunk.max_tokens,
+            overlap_tokens=settings.chunk.overlap_tokens,
+            count_tokens=embedder.count_tokens,
+            on_progress=advance,
+        )
 
 
 def _contexts(

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 from pypdf import PdfReader
 
-from reasonrag.ingest.chunk import headings
+from reasonrag.ingest.chunk import Progress, headings
 from reasonrag.ingest.records import Document
+from reasonrag.ingest.untrusted import parse_json, unicode_problem
 
 SkipHandler = Callable[[Path, str], None]
 
@@ -48,13 +49,19 @@ def normalize_text(text: str) -> str:
     return _BLANK_RUN.sub("\n\n", "\n".join(line.rstrip() for line in lines)).strip()
 
 
-def load_documents(paths: Sequence[Path], *, on_skip: SkipHandler | None = None) -> LoadReport:
+def load_documents(
+    paths: Sequence[Path],
+    *,
+    on_skip: SkipHandler | None = None,
+    on_progress: Progress | None = None,
+) -> LoadReport:
     """Load every supported file in ``paths`` (files, or folders walked recursively).
 
     Folders are walked in sorted order, skipping hidden entries. A file document's id is
     its path relative to the folder argument it was found under (posix style), or its name
     when the file was passed directly; JSONL records keep their own ``id``. A repeated id
-    is skipped. ``on_skip(path, reason)`` is called for each skip as it happens."""
+    is skipped, and so is a document holding text that is not valid Unicode. ``on_skip(path,
+    reason)`` is called for each skip as it happens, ``on_progress(1)`` after each file."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
     first_source: dict[str, str] = {}
@@ -65,7 +72,7 @@ def load_documents(paths: Sequence[Path], *, on_skip: SkipHandler | None = None)
             on_skip(Path(where), reason)
 
     for path, doc_id in _discover(paths, skip):
-        for item in _read(path, doc_id):
+        for item in map(_checked, _read(path, doc_id)):
             if isinstance(item, Skipped):
                 skip(item.path, item.reason)
             elif item.id in first_source:
@@ -73,6 +80,8 @@ def load_documents(paths: Sequence[Path], *, on_skip: SkipHandler | None = None)
             else:
                 first_source[item.id] = item.source
                 documents.append(item)
+        if on_progress is not None:
+            on_progress(1)
     return LoadReport(tuple(documents), tuple(skipped))
 
 
@@ -81,13 +90,19 @@ def _discover(
 ) -> Iterator[tuple[Path, str]]:
     """Files to read with their document ids."""
     for root in map(Path, paths):
-        if root.is_dir():
-            for file in _walk(root):
-                yield file, file.relative_to(root).as_posix()
-        elif root.exists():
-            yield root, root.name
-        else:
+        if not root.exists():
             skip(str(root), "no such file or directory")
+            continue
+        found: Iterable[tuple[Path, str]] = (
+            ((file, file.relative_to(root).as_posix()) for file in _walk(root))
+            if root.is_dir()
+            else [(root, root.name)]
+        )
+        for file, doc_id in found:
+            if unicode_problem(str(file)) is None:
+                yield file, doc_id
+            else:  # its id, title and source could not be stored or tokenized
+                skip(str(file), "file name is not valid UTF-8; rename the file")
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -170,6 +185,20 @@ def _parse_pdf(path: Path) -> tuple[str | None, str]:
     return title, "\n\n".join(pages)
 
 
+def _checked(item: Document | Skipped) -> Document | Skipped:
+    """``item``, or a skip if one of its strings is not valid Unicode: one such record
+    must not abort a whole build later on, in the tokenizer."""
+    if isinstance(item, Skipped):
+        return item
+    fields = [("id", item.id), ("title", item.title), ("text", item.text)]
+    fields += [(key, value) for key, value in item.metadata.items()]
+    for name, value in fields:
+        problem = unicode_problem(name) or unicode_problem(value)
+        if problem is not None:
+            return Skipped(item.source, f"field {name!r} is not valid Unicode ({problem})")
+    return item
+
+
 _FORMATS: dict[str, tuple[str, Callable[[Path], tuple[str | None, str]]]] = {
     ".txt": ("text", _parse_text),
     ".md": ("markdown", _parse_markdown),
@@ -195,7 +224,7 @@ def _read_jsonl(path: Path) -> Iterator[Document | Skipped]:
 def _jsonl_document(line: str, where: str) -> Document:
     """One ``{"id", "text", "title"?}`` record; other string fields go to metadata."""
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except json.JSONDecodeError as exc:
         raise _Unloadable(f"malformed JSON: {exc.msg} at column {exc.colno}") from exc
     if not isinstance(record, dict):

@@ -12,6 +12,7 @@ import operator
 import re
 from collections.abc import Callable
 from datetime import date
+from decimal import Context, Decimal
 from fractions import Fraction
 
 MAX_CHARS = 300
@@ -53,10 +54,12 @@ def evaluate(expression: str) -> Fraction:
         text = text.replace(symbol, python)
     text = _THOUSANDS.sub("", text)
     try:
-        tree = ast.parse(text, mode="eval")
+        return _eval(ast.parse(text, mode="eval").body)
     except SyntaxError as exc:
         raise CalcError(f"cannot parse {expression!r}: {exc.msg}") from None
-    return _eval(tree.body)
+    except (RecursionError, MemoryError):
+        # A chain like "-(-(-…" fits MAX_CHARS but not a stack that is already deep.
+        raise CalcError("expression nested too deeply") from None
 
 
 def _eval(node: ast.expr) -> Fraction:
@@ -143,11 +146,25 @@ def format_number(value: Fraction) -> str:
         return str(value.numerator)
     places = _decimal_places(value.denominator)
     if places is None:
-        return f"{value.numerator}/{value.denominator} ≈ {float(value):.12g}"
+        return f"{value.numerator}/{value.denominator} ≈ {_approximate(value)}"
     scaled = abs(value.numerator) * 10**places // value.denominator
     digits = str(scaled).rjust(places + 1, "0")
     sign = "-" if value < 0 else ""
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
+
+
+_APPROXIMATION = Context(prec=12)
+
+
+def _approximate(value: Fraction) -> str:
+    """Twelve significant digits without trailing zeros, like a float's ``.12g`` but in
+    decimal: values within MAX_BITS can lie beyond the range of a float (``10**1000 / 7``)
+    or below its smallest step."""
+    quotient = _APPROXIMATION.divide(Decimal(value.numerator), value.denominator)
+    mantissa, e, exponent = f"{quotient:.12g}".partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return mantissa + e + exponent
 
 
 def _decimal_places(denominator: int) -> int | None:
