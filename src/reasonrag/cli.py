@@ -27,6 +27,7 @@ from reasonrag.config import (
     ActionName,
     ContextMode,
     Fusion,
+    LLMBackend,
     MethodName,
     Rerank,
     default_cache_dir,
@@ -42,7 +43,8 @@ app = typer.Typer(
     add_completion=False,
 )
 Backend = Annotated[
-    str | None, typer.Option(help="Answering LLM backend: local, openai or anthropic.")
+    LLMBackend | None,
+    typer.Option(help="Answering LLM backend (auto: llamacpp for .gguf, else transformers)."),
 ]
 Model = Annotated[
     str | None, typer.Option(help="Answering LLM: 'smollm2', a local folder/.gguf or a name.")
@@ -56,7 +58,7 @@ Wait = Annotated[
 ]
 
 
-def _llm(backend: str | None, model: str | None, base_url: str | None) -> dict[str, Any]:
+def _llm(backend: LLMBackend | None, model: str | None, base_url: str | None) -> dict[str, Any]:
     return {"backend": backend, "model": model, "base_url": base_url}
 
 
@@ -71,7 +73,7 @@ def index(
     model: Model = None,
     base_url: BaseUrl = None,
     context_backend: Annotated[
-        str | None, typer.Option(help="Backend writing contexts (default: --backend).")
+        LLMBackend | None, typer.Option(help="Backend writing contexts (default: --backend).")
     ] = None,
     context_model: Annotated[
         str | None, typer.Option(help="Model writing contexts (default: --model).")

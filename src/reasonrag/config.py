@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,9 @@ from pydantic_settings import (
 
 from reasonrag.errors import ConfigError
 
+LLMBackend = Literal["auto", "llamacpp", "transformers", "local", "openai", "anthropic"]
+"""``auto`` runs GGUF files (the embedded model included) with llama.cpp and Hugging Face
+folders with transformers; ``local`` is the old name of ``transformers``."""
 ContextMode = Literal["llm", "title", "none"]
 Fusion = Literal["rrf", "weighted", "dense", "sparse"]
 Rerank = Literal["none", "llm", "cross-encoder"]
@@ -40,7 +43,10 @@ class _Section(BaseModel):
 
 
 class LLMConfig(_Section):
-    backend: Literal["local", "openai", "anthropic"] = "local"
+    backend: LLMBackend = "auto"
+    """auto (llamacpp for .gguf files and smollm2, transformers for Hugging Face folders),
+    llamacpp, transformers (also needed for LoRA adapters and training; "local" is its old
+    name), openai or anthropic."""
     model: str = "smollm2"
     """``smollm2`` is the embedded SmolLM2-135M-Instruct GGUF; otherwise a local HF folder,
     a ``.gguf`` path, or the model name a remote server knows."""
@@ -51,13 +57,27 @@ class LLMConfig(_Section):
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     batch_size: int = Field(8, ge=1)
-    """Prompts per forward batch for the local backend."""
+    """Prompts per forward batch for the transformers backend."""
+    threads: int = Field(1, ge=1)
+    """CPU threads of the llamacpp backend (see docs/benchmarks.md for 1 against 2)."""
+    n_ctx: int = Field(4096, ge=64)
+    """Context of each prompt (prompt plus completion) in the llamacpp backend; a longer
+    prompt raises an error. 4096 holds the agent's longest prompts at the default 8 steps."""
+    n_parallel: int = Field(8, ge=1)
+    """Prompts the llamacpp backend runs at once, each in its own slot of n_ctx tokens;
+    the evaluation runner sends batches of 8."""
     concurrency: int = Field(8, ge=1)
     """Requests in flight for remote backends."""
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
     cache: bool = True
     """Keep every response in the SQLite cache so re-runs and resumed jobs cost nothing."""
+
+    @field_validator("backend")
+    @classmethod
+    def _old_backend_name(cls, value: str) -> str:
+        # Config files written before the llama.cpp backend name transformers "local".
+        return "transformers" if value == "local" else value
 
 
 class EmbedConfig(_Section):

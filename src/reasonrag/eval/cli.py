@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from reasonrag.cli_support import ConfigOption, fail, out, reported_errors, settings_or_exit
-from reasonrag.config import MethodName, Settings
+from reasonrag.config import LLMBackend, MethodName, Settings
 from reasonrag.datasets.loaders import DatasetName
 from reasonrag.llm.base import Generator
 
@@ -23,7 +23,7 @@ eval_app = typer.Typer(
 
 
 def _judge_generator(
-    settings: Settings, backend: str | None, model: str | None
+    settings: Settings, backend: LLMBackend | None, model: str | None
 ) -> Generator | None:
     """A separate judge generator when --judge-backend/--judge-model differ from ``llm``."""
     if backend is None and model is None:
@@ -70,12 +70,13 @@ def run(
         int | None, typer.Option(min=1, help="Snippets per search (agent.top_k).")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Answering LLM backend: local, openai or anthropic.")
+        LLMBackend | None,
+        typer.Option(help="Answering LLM backend (auto: llamacpp for .gguf, else transformers)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Answering LLM model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server root.")] = None,
     judge_backend: Annotated[
-        str | None, typer.Option(help="Judge backend (default: the answering LLM's).")
+        LLMBackend | None, typer.Option(help="Judge backend (default: the answering LLM's).")
     ] = None,
     judge_model: Annotated[
         str | None, typer.Option(help="Judge model (default: the answering LLM).")

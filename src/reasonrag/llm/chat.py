@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reasonrag.errors import InputError
 from reasonrag.llm.base import Message, require_text
 
 
@@ -47,6 +48,12 @@ def encode_chat(
     assistant turn to be generated (inference); training encodes the finished conversation."""
     require_text(messages, "a text model")
     text = _render(tokenizer, messages, add_generation_prompt)
+    prefixes = [_render(tokenizer, messages[: i + 1], False) for i in range(len(messages))]
+    if not all(text.startswith(p) for p in prefixes):
+        raise InputError(
+            "the chat template renders earlier turns differently once later ones follow, so "
+            "message spans are undefined for it"
+        )
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = tuple(int(i) for i in encoded["input_ids"])
     starts = [int(start) for start, _ in encoded["offset_mapping"]]
@@ -65,7 +72,7 @@ def encode_chat(
     spans, replies = [], []
     previous = 0
     for i, message in enumerate(messages):
-        end = len(_render(tokenizer, messages[: i + 1], False))
+        end = len(prefixes[i])
         start_token, end_token = token_at(previous), token_at(end)
         spans.append((start_token, end_token))
         if message.role == "assistant":

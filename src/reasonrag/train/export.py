@@ -38,7 +38,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
 def reference_gguf(adapter: Path) -> Path:
     """The GGUF the adapter's base model was converted from; a GGUF export copies its
     tokenizer and settings."""
-    from reasonrag.llm.local import resolve_model_path
+    from reasonrag.llm.models import resolve_model_path
 
     base = resolve_model_path(read_meta(adapter)["base_model"])
     if base.suffix != ".gguf":
