@@ -136,3 +136,37 @@ def test_the_query_reasoner_starts_as_the_compressor(tiny: Path, tmp_path: Path)
     # the same text read by both: the same vectors, so a document is its own best match
     assert torch.allclose(documents, queries, atol=1e-4)
     assert model.scores(queries, documents).argmax(-1).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("task", "trained"), [("scp", ("compressor", "generator")), ("joint", ("query", "generator"))]
+)
+def test_every_trained_adapter_gets_a_gradient(
+    tiny: Path, tmp_path: Path, task: str, trained: tuple[str, str]
+) -> None:
+    # The generator runs last; the adapter that made its input vectors must still learn.
+    model = _model(tiny, tmp_path)
+    model.use(trained[0], train=trained)
+    if task == "scp":
+        loss = model("scp", texts=DOCS[:2], qa=["Q: x\nA: y"] * 2, paraphrases=DOCS[:2])
+    else:
+        with torch.no_grad():
+            candidates = model.compress(DOCS).vectors.unsqueeze(0)
+        loss = model(
+            "joint",
+            questions=["What is the capital of France?"],
+            candidates=candidates,
+            labels=[["a", "b", "c"]],
+            answers=["Paris"],
+            top_k=2,
+            temperature=0.5,
+        )
+    loss.backward()
+    for adapter in ("compressor", "query", "generator"):
+        grads = [
+            p.grad
+            for n, p in model.backbone.named_parameters()
+            if f".{adapter}." in n and "lora_B" in n  # A has no gradient while B is still zero
+        ]
+        reached = any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+        assert reached == (adapter in trained), adapter

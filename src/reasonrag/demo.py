@@ -17,7 +17,10 @@ EMBEDDED_MODEL_NOTE = (
     "chosen because it installs from PyPI and runs offline: retrieval is strong, but a model "
     "this small often misreads the evidence or repeats itself. The same agent, prompts and "
     "index answer with any served model: `reasonrag ask INDEX QUESTION --backend openai "
-    "--base-url http://localhost:8000/v1 --model NAME` (vLLM, llama.cpp server, Ollama).[/]"
+    "--base-url http://localhost:8000/v1 --model NAME` (vLLM, llama.cpp server, Ollama). "
+    "Or train this one to reason over retrieved evidence: `reasonrag train reasoner` builds "
+    "oracle chains from a QA set's gold structure and fine-tunes a LoRA adapter that `--model` "
+    "then accepts (docs/benchmarks.md has before/after scores).[/]"
 )
 
 

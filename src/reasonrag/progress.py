@@ -35,9 +35,12 @@ console = make_console(stderr=True)
 
 
 @contextmanager
-def progress_task(description: str, total: int, *, enabled: bool = True) -> Iterator[Advance]:
+def progress_task(
+    description: str, total: int | None, *, enabled: bool = True
+) -> Iterator[Advance]:
     """Yield a function that advances a progress bar by n items and can relabel it (e.g.
-    with running metrics)."""
+    with running metrics). A ``total`` of None is a count not known in advance (files found
+    while a folder is walked): the bar pulses and counts."""
     if not enabled or total == 0:
         yield lambda n, description=None: None
         return

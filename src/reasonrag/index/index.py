@@ -131,7 +131,8 @@ class Index:
         started = time.perf_counter()
         settings = config or load_settings()
         check_target(Path(out))
-        report = load_documents([Path(p) for p in paths], on_skip=on_skip)
+        with progress_task("Loading files", None, enabled=progress) as advance:
+            report = load_documents([Path(p) for p in paths], on_skip=on_skip, on_progress=advance)
         if not report.documents:
             raise EmptyIndexError(
                 f"no indexable documents in {', '.join(map(str, paths))} "
@@ -253,7 +254,8 @@ class Index:
     def add(self, paths: Sequence[Path | str], *, progress: bool = True) -> BuildReport:
         """Load files and upsert their documents."""
         started = time.perf_counter()
-        report = load_documents([Path(p) for p in paths])
+        with progress_task("Loading files", None, enabled=progress) as advance:
+            report = load_documents([Path(p) for p in paths], on_progress=advance)
         before = len(self.chunks)
         self.upsert(report.documents, progress=progress)
         return BuildReport(

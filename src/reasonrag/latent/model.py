@@ -158,9 +158,18 @@ class ClaraModel(nn.Module):
 
         PEFT's own switching would freeze every adapter but the active one, while a joint
         step needs the query reasoner's gradients after the generator has run."""
-        self.backbone.set_adapter(adapter)
+        self._activate(adapter)
         for name, parameter in self.backbone.named_parameters():
             parameter.requires_grad = any(f".{a}." in name for a in train)
+
+    def _activate(self, adapter: str) -> None:
+        """Run ``adapter`` next, keeping every parameter's trainable flag: PEFT's switch
+        freezes the adapter it leaves, which would cut the gradient of a compressor (or
+        query reasoner) whose output the generator reads after the switch."""
+        flags = [(p, p.requires_grad) for p in self.backbone.parameters()]
+        self.backbone.set_adapter(adapter)
+        for parameter, flag in flags:
+            parameter.requires_grad = flag
 
     def _tokens(self, texts: Sequence[str], limit: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ids and mask, each text cut to ``limit`` tokens."""
@@ -195,7 +204,7 @@ class ClaraModel(nn.Module):
     # -------------------------------------------------------------- the three
     def compress(self, documents: Sequence[str]) -> Compressed:
         """Each document's memory vectors (compressor adapter)."""
-        self.backbone.set_adapter("compressor")
+        self._activate("compressor")
         slots, text, mask = self._read(documents, self.memory, self.config.doc_tokens)
         weights = mask.unsqueeze(-1).to(text.dtype)
         text_mean = (text * weights).sum(1) / weights.sum(1).clamp(min=1.0)
@@ -204,7 +213,7 @@ class ClaraModel(nn.Module):
 
     def encode_queries(self, questions: Sequence[str]) -> torch.Tensor:
         """``[batch, slots, hidden]``: questions in the documents' space (query adapter)."""
-        self.backbone.set_adapter("query")
+        self._activate("query")
         slots, _, _ = self._read(questions, self.query_memory, self.config.query_tokens)
         return slots
 
@@ -251,7 +260,7 @@ class ClaraModel(nn.Module):
     ) -> torch.Tensor:
         """Mean next-token loss of each answer (and its end-of-turn token) after its prompt,
         the generator adapter reading the documents' vectors."""
-        self.backbone.set_adapter("generator")
+        self._activate("generator")
         end = self.tokenizer.eos_token or ""
         rows, labels = [], []
         for (instruction, user), docs, answer in zip(prompts, documents, answers, strict=True):
@@ -283,7 +292,7 @@ class ClaraModel(nn.Module):
         max_new_tokens: int = 32,
     ) -> list[tuple[str, int]]:
         """Greedy answers, each with the input positions its prompt used."""
-        self.backbone.set_adapter("generator")
+        self._activate("generator")
         built = [
             self.prompt_embeddings(i, u, d) for (i, u), d in zip(prompts, documents, strict=True)
         ]

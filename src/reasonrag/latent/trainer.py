@@ -123,6 +123,18 @@ def batch_positions(step: int, n: int, batch_size: int, seed: int) -> list[int]:
     return positions
 
 
+def _forget_losses_after(path: Path, step: int) -> None:
+    """Losses logged after the checkpoint a run resumes from are computed again; keeping
+    the first ones would log those steps twice."""
+    if not path.exists():
+        return
+    kept = "".join(
+        line + "\n" for _, line in complete_lines(path) if json.loads(line)["step"] <= step
+    )
+    if kept.encode("utf-8") != path.read_bytes():
+        atomic_write_text(path, kept)
+
+
 def plot_losses(out: Path) -> None:
     rows = [json.loads(line) for _, line in complete_lines(out / LOSSES)]
     plt = pyplot()
@@ -161,6 +173,7 @@ def train_loop(
         [p for p in model.parameters() if p.requires_grad], lr=options.learning_rate
     )
     step = _resume(out, model, optimiser)
+    _forget_losses_after(out / LOSSES, step)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     prepared, optimiser = accelerator.prepare(model, optimiser)
     losses: list[float] = []
