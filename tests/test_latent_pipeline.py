@@ -18,7 +18,7 @@ from reasonrag.agents import make_agent
 from reasonrag.config import Settings, load_settings
 from reasonrag.datasets.corpus import corpus_documents, prepare_index
 from reasonrag.datasets.loaders import DEMO_TRAIN_QUESTIONS, QAExample, load_demo
-from reasonrag.errors import IndexMismatchError, NotFoundError, RunMismatchError
+from reasonrag.errors import ConfigError, IndexMismatchError, NotFoundError, RunMismatchError
 from reasonrag.index import Index
 from reasonrag.latent.data import SCPRecord, compressor_text, joint_records, scp_records
 from reasonrag.latent.method import LatentRetriever, compressor_id
@@ -261,5 +261,5 @@ def test_clara_needs_encoded_vectors_and_a_model(
     with pytest.raises(NotFoundError, match="clara encode"):
         LatentStore.open(fresh, "any")
     settings = load_settings(cache_dir=root, agent={"method": "clara"})
-    with pytest.raises(Exception, match="clara.model"):
+    with pytest.raises(ConfigError, match=r"clara\.model"):
         make_agent(settings, retriever=fresh)
