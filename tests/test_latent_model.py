@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llm_fakes import build_tiny_llama
-from reasonrag.latent.model import QA_INSTRUCTION, SLOT, ClaraConfig, ClaraModel
+from reasonrag.latent.model import MEMORY_FILE, QA_INSTRUCTION, SLOT, ClaraConfig, ClaraModel
 from reasonrag.latent.topk import straight_through_topk
 
 DOCS = [
@@ -122,7 +122,7 @@ def test_save_and_load_give_the_same_vectors(tiny: Path, tmp_path: Path) -> None
         "generator",
         "clara.json",
     }
-    assert (tmp_path / "clara" / "compressor" / "memory.pt").is_file()
+    assert (tmp_path / "clara" / "compressor" / MEMORY_FILE).is_file()
 
 
 def test_the_query_reasoner_starts_as_the_compressor(tiny: Path, tmp_path: Path) -> None:

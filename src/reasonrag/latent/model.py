@@ -21,13 +21,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from reasonrag.llm.base import DOCUMENT_SLOT
 
 ADAPTERS = ("compressor", "query", "generator")
 CONFIG_FILE = "clara.json"
-MEMORY_FILE = "memory.pt"
+MEMORY_FILE = "memory.safetensors"
+"""Safetensors, not ``torch.save``: its bytes depend on the values alone, so the folder's
+fingerprint names the vectors it makes."""
 SLOT = DOCUMENT_SLOT
 """Where a document's vectors go in a rendered prompt."""
 
@@ -117,8 +120,8 @@ class ClaraModel(nn.Module):
             backbone.load_adapter(str(folder / name), adapter_name=name, is_trainable=True)
         model = cls(backbone, _with_pad(AutoTokenizer.from_pretrained(folder)), config)
         with torch.no_grad():
-            model.memory.copy_(torch.load(folder / "compressor" / MEMORY_FILE, weights_only=True))
-            model.query_memory.copy_(torch.load(folder / "query" / MEMORY_FILE, weights_only=True))
+            model.memory.copy_(load_file(folder / "compressor" / MEMORY_FILE)["memory"])
+            model.query_memory.copy_(load_file(folder / "query" / MEMORY_FILE)["memory"])
         return model
 
     def save(self, folder: Path) -> None:
@@ -128,8 +131,8 @@ class ClaraModel(nn.Module):
         self.backbone.save_pretrained(str(folder), selected_adapters=list(ADAPTERS))
         # Each reader's memory slots sit with its adapter: the compressor folder alone then
         # identifies the vectors it makes (joint training leaves it untouched).
-        torch.save(self.memory.detach(), folder / "compressor" / MEMORY_FILE)
-        torch.save(self.query_memory.detach(), folder / "query" / MEMORY_FILE)
+        save_file({"memory": self.memory.detach()}, folder / "compressor" / MEMORY_FILE)
+        save_file({"memory": self.query_memory.detach().clone()}, folder / "query" / MEMORY_FILE)
         self.tokenizer.save_pretrained(folder)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
 
