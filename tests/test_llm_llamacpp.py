@@ -16,7 +16,7 @@ from reasonrag.config import LLMConfig, default_cache_dir
 from reasonrag.errors import ConfigError, ContextLengthError, InputError
 from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, Generator, GenParams, Message
-from reasonrag.llm.chat import encode_chat
+from reasonrag.llm.chat import encode_chat, shared_prefix_length
 from reasonrag.llm.factory import backend_name
 from reasonrag.llm.llamacpp import LlamaCppGenerator, SlotRouter
 from reasonrag.llm.models import gguf_tokenizer, resolve_model_path
@@ -233,6 +233,22 @@ def test_prefix_reuse_changes_speed_not_outputs(llama: LlamaCppGenerator) -> Non
             previous = [len(encode_chat(llama.tokenizer, r[step - 1]).ids) for r in runs]
             assert min(cached) > len(SYSTEM) // 8
             assert sum(c >= p - 1 for c, p in zip(cached, previous, strict=True)) >= 3
+
+
+@pytest.mark.slow
+def test_a_prefix_shared_by_a_batch_is_computed_once(llama: LlamaCppGenerator) -> None:
+    fresh = LlamaCppGenerator(n_ctx=1024, n_parallel=3, cache_dir=default_cache_dir())
+    plain = LlamaCppGenerator(
+        n_ctx=1024, n_parallel=3, reuse_prefixes=False, cache_dir=default_cache_dir()
+    )
+    prompts = [_agent_steps(q, 1)[0] for q in ("Who built the mill?", "Where?", "When?")]
+    shared = shared_prefix_length([encode_chat(fresh.tokenizer, p).ids for p in prompts])
+    assert shared > 100
+    params = GenParams(max_tokens=6)
+    seeded = fresh.generate(prompts, params)
+    # One slot computed the system prompt; the other two got a copy of it.
+    assert [c.extra["cache_read_input_tokens"] for c in seeded] == [shared] * 3
+    assert [c.text for c in seeded] == [c.text for c in plain.generate(prompts, params)]
 
 
 @pytest.mark.slow

@@ -82,3 +82,13 @@ def encode_chat(
             replies.append((start_token, start_token))
         previous = end
     return EncodedChat(ids, tuple(spans), tuple(replies))
+
+
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens every row starts with, keeping each row's last token out: a prompt continued
+    from a cached prefix needs at least one token of its own to compute."""
+    limit = min(len(r) for r in rows) - 1
+    for i in range(max(limit, 0)):
+        if any(r[i] != rows[0][i] for r in rows[1:]):
+            return i
+    return max(limit, 0)

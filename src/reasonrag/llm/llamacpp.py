@@ -6,13 +6,20 @@ stored in the GGUF and sent as token ids, so this backend, the transformers back
 training all see the same tokens. A batch runs concurrently on the server's parallel slots;
 each prompt goes to the slot that already holds the longest prefix of it (the agent's
 previous step, a document shared by several chunks), and llama.cpp computes only the rest.
+A prefix that every prompt of a batch shares (the system prompt of the agent's first step)
+is computed on one slot and copied into the others through llama.cpp's slot save/restore,
+so n slots pay for it once instead of n times.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 import threading
 import time
+import warnings
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,13 +30,17 @@ from reasonrag.config import LLMConfig
 from reasonrag.errors import ConfigError, ContextLengthError, GenerationError
 from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, GenParams, Prompt, TokenLogprob, as_messages
-from reasonrag.llm.chat import encode_chat
+from reasonrag.llm.chat import encode_chat, shared_prefix_length
 from reasonrag.llm.decoding import decode_generation, piece
 from reasonrag.llm.models import EMBEDDED_MODEL, gguf_tokenizer, resolve_model_path
 from reasonrag.progress import quiet_model_loading
 
 _DEFAULTS = LLMConfig()
 """The defaults and the reasons for them live in the configuration."""
+SEED_MIN_TOKENS = 64
+"""Shorter shared prefixes are computed by each slot: a copy costs about as much (the KV
+state of 500 tokens is 23 MB in float32)."""
+_SEED_FILE = "shared-prefix.bin"
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,11 @@ class SlotRouter:
         with self._lock:
             self._last[slot] = tuple(prompt)
 
+    def held(self, slot: int, prompt: Sequence[int]) -> int:
+        """Leading tokens of ``prompt`` that ``slot`` holds."""
+        with self._lock:
+            return _common_prefix(self._last[slot], prompt)
+
 
 class LlamaCppGenerator:
     """Generator running a GGUF model with llama.cpp in this process.
@@ -118,7 +134,12 @@ class LlamaCppGenerator:
         self._tokenizer_lock = threading.Lock()
         self._name = f"llamacpp:{path.stem}@{fingerprint(path)}"
         self._router = SlotRouter(n_parallel)
-        self._server = _start_server(path, threads, n_ctx, n_parallel, verbose)
+        self._slot_files = tempfile.mkdtemp(prefix="reasonrag-slots-")
+        weakref.finalize(self, shutil.rmtree, self._slot_files, ignore_errors=True)
+        self._server, self._api_key = _start_server(
+            path, threads, n_ctx, n_parallel, verbose, self._slot_files
+        )
+        self._seeding = reuse_prefixes and n_parallel > 1
 
     @property
     def name(self) -> str:
@@ -134,6 +155,8 @@ class LlamaCppGenerator:
         self._check_fits(encoded)
         if self.reuse_prefixes:
             queues = self._router.assign(encoded)
+            if self._seeding:
+                self._seed_shared_prefix([encoded[q[0]] for q in queues if q], queues)
         else:
             queues = [list(range(s, len(encoded), self.n_parallel)) for s in range(self.n_parallel)]
         body = self._request_body(params)
@@ -150,6 +173,51 @@ class LlamaCppGenerator:
                 future.result()
         with self._tokenizer_lock:
             return [self._completion(ids, results[i], params) for i, ids in enumerate(encoded)]
+
+    def _seed_shared_prefix(
+        self, firsts: Sequence[Sequence[int]], queues: Sequence[Sequence[int]]
+    ) -> None:
+        """Give every slot about to run a prompt the prefix all of them share, computed once."""
+        slots = [slot for slot, queue in enumerate(queues) if queue]
+        if len(slots) < 2:
+            return
+        shared = tuple(firsts[0][: shared_prefix_length(firsts)])
+        if len(shared) < SEED_MIN_TOKENS:
+            return
+        held = {slot: self._router.held(slot, shared) for slot in slots}
+        lacking = [slot for slot in slots if held[slot] < len(shared)]
+        source = max(slots, key=lambda slot: held[slot])
+        targets = [slot for slot in lacking if slot != source]
+        if not targets:
+            return
+        try:
+            if held[source] < len(shared):
+                self._run(shared, source, self._request_body(GenParams(max_tokens=1)))
+                self._router.ran(source, shared)
+            self._slot_action(source, "save")
+            for slot in targets:
+                self._slot_action(slot, "restore")
+                self._router.ran(slot, shared)
+        except (GenerationError, OSError) as exc:
+            # Only speed is lost: every slot can still compute the prefix itself.
+            self._seeding = False
+            warnings.warn(
+                f"{self._name}: copying a shared prefix between slots failed, "
+                f"each slot computes it from now on ({exc})",
+                stacklevel=3,
+            )
+
+    def _slot_action(self, slot: int, action: str) -> None:
+        import httpx
+
+        response = httpx.post(
+            f"{self._server.listening_address}/slots/{slot}?action={action}",
+            json={"filename": _SEED_FILE},
+            headers={"Authorization": f"Bearer {self._api_key}"},
+            timeout=120,
+        )
+        if response.status_code != 200:
+            raise GenerationError(f"slot {action}: HTTP {response.status_code} {response.text}")
 
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for i, ids in enumerate(encoded):
@@ -245,7 +313,9 @@ class LlamaCppGenerator:
         )
 
 
-def _start_server(path: Path, threads: int, n_ctx: int, n_parallel: int, verbose: bool) -> Any:
+def _start_server(
+    path: Path, threads: int, n_ctx: int, n_parallel: int, verbose: bool, slot_files: str
+) -> tuple[Any, str]:
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -272,9 +342,11 @@ def _start_server(path: Path, threads: int, n_ctx: int, n_parallel: int, verbose
     params.verbosity = 3 if verbose else -1
     # The server also listens on a loopback port; a key nobody knows keeps other local users
     # from generating through it. Calls from this process do not need it.
-    params.api_keys = [secrets.token_hex(16)]
+    key = secrets.token_hex(16)
+    params.api_keys = [key]
+    params.slot_save_path = slot_files
     try:
-        return xllamacpp.Server(params)
+        return xllamacpp.Server(params), key
     except RuntimeError as exc:
         raise GenerationError(f"llama.cpp could not load {path}: {exc}") from exc
 

@@ -27,7 +27,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, GenParams, Message, Prompt, TokenLogprob, as_messages
-from reasonrag.llm.chat import encode_chat
+from reasonrag.llm.chat import encode_chat, shared_prefix_length
 from reasonrag.llm.decoding import decode_generation, piece
 from reasonrag.llm.models import EMBEDDED_MODEL, build_once, resolve_model_path
 from reasonrag.progress import quiet_model_loading
@@ -278,7 +278,7 @@ class LocalGenerator:
     def _reusable_prefix(self, rows: list[list[int]]) -> tuple[tuple[int, ...], _States] | None:
         """The longest cached prefix of every row, or the rows' shared prefix computed now
         when a batch shares a markedly longer one; None when neither is long enough."""
-        shared = _shared_prefix_length(rows)
+        shared = shared_prefix_length(rows)
         head = tuple(rows[0][:shared])
         known = [p for p in self._prefixes if len(p) >= MIN_SHARED_PREFIX and head[: len(p)] == p]
         best = max(known, key=len, default=None)
@@ -378,14 +378,3 @@ def _load_adapter(
     model, _ = _load_folder(hf_folder(adapter_base(adapter), cache_dir), dtype, device)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     return merged, AutoTokenizer.from_pretrained(adapter)
-
-
-def _shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
-    """Leading tokens common to every row, leaving each row at least one token of its own
-    (generation needs a fresh last token to start from)."""
-    limit = min(len(r) for r in rows) - 1
-    first = rows[0]
-    for i in range(max(limit, 0)):
-        if any(r[i] != first[i] for r in rows[1:]):
-            return i
-    return max(limit, 0)
