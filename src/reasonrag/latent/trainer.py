@@ -180,20 +180,31 @@ def train_loop(
     with progress_task(f"CLaRa {task}", options.steps, enabled=progress) as advance:
         advance(step)
         while step < options.steps:
-            positions = batch_positions(step, len(records), options.batch_size, options.seed)
+            # Each process takes its own share of one global batch (data parallel).
+            share = options.batch_size
+            everyone = batch_positions(
+                step, len(records), share * accelerator.num_processes, options.seed
+            )
+            rank = accelerator.process_index
+            positions = everyone[rank * share : (rank + 1) * share]
             _trainable(accelerator.unwrap_model(prepared), adapters, memories)
             loss = prepared(task, **make_batch([records[i] for i in positions]))
             accelerator.backward(loss)
             optimiser.step()
             optimiser.zero_grad()
             step += 1
-            losses.append(float(loss.detach()))
+            losses.append(float(accelerator.reduce(loss.detach(), reduction="mean")))
+            if not accelerator.is_main_process:
+                continue
             append_lines(out / LOSSES, [json.dumps({"step": step, "loss": losses[-1]})])
             advance(1, description=f"CLaRa {task}: loss {losses[-1]:.3f}")
             if step % options.save_steps == 0 or step == options.steps:
                 _save_checkpoint(out, accelerator.unwrap_model(prepared), optimiser, step)
                 plot_losses(out)
+    accelerator.wait_for_everyone()
     final = out / MODEL
+    if not accelerator.is_main_process:
+        return TrainResult(final, step, losses, time.perf_counter() - started)
     tmp = out / f".{MODEL}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     accelerator.unwrap_model(prepared).save(tmp)
