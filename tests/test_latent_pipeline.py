@@ -6,6 +6,7 @@ searched back, and the ``clara`` method answering through the ordinary agent."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,26 @@ def test_clara_needs_encoded_vectors_and_a_model(
     settings = load_settings(cache_dir=root, agent={"method": "clara"})
     with pytest.raises(ConfigError, match=r"clara\.model"):
         make_agent(settings, retriever=fresh)
+
+
+def test_clara_cli_inspects_a_model_and_refuses_a_folder_that_is_no_index(
+    pretrained: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from reasonrag.cli import app
+
+    runner = CliRunner()
+    env = {"REASONRAG_CACHE_DIR": str(pretrained.parent.parent)}
+    shown = runner.invoke(
+        app, ["clara", "inspect", "Who rebuilt the mill?", "--model", str(pretrained)], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    slots = re.findall(r"slot +\d+: (.*)", shown.output)
+    assert len(slots) == 4 and all(line.count("'") >= 10 for line in slots)
+    (tmp_path / "notes").mkdir()
+    refused = runner.invoke(
+        app, ["clara", "encode", str(tmp_path / "notes"), "--model", str(pretrained)], env=env
+    )
+    assert refused.exit_code == 2 and "error:" in refused.output
+    assert "Traceback" not in refused.output
