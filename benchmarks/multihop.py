@@ -146,7 +146,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (1 is much faster when other jobs share the cores)",
+        help="CPU threads of torch and of llama.cpp (1 is faster when other jobs share the cores)",
     )
     args = parser.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
@@ -211,10 +211,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     agent = {flag: getattr(args, flag) for flag in AGENT_FLAGS}
     settings = load_settings(args.config, agent=agent)
+    llm_update: dict[str, Any] = {}
     if settings.llm.batch_size < args.batch:
         # A wave is one generate call; a local model would split it into smaller batches.
-        llm = settings.llm.model_copy(update={"batch_size": args.batch})
-        settings = settings.model_copy(update={"llm": llm})
+        llm_update["batch_size"] = args.batch
+    if args.threads is not None:
+        llm_update["threads"] = args.threads
+    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm_update)})
     shared = Shared(
         settings=settings,
         generator=make_generator(settings.llm, settings.cache_dir),

@@ -58,8 +58,9 @@ class LLMConfig(_Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     batch_size: int = Field(8, ge=1)
     """Prompts per forward batch for the transformers backend."""
-    threads: int = Field(1, ge=1)
-    """CPU threads of the llamacpp backend (see docs/benchmarks.md for 1 against 2)."""
+    threads: int = Field(2, ge=1)
+    """CPU threads of the llamacpp backend: on two idle cores 2 threads generate 1.6x as
+    fast as 1 (docs/benchmarks.md); set 1 when other jobs share the cores."""
     n_ctx: int = Field(4096, ge=64)
     """Context of each prompt (prompt plus completion) in the llamacpp backend; a longer
     prompt raises an error. 4096 holds the agent's longest prompts at the default 8 steps."""
