@@ -449,23 +449,26 @@ class Index:
                 stages[name] = dict(zip(result[1][q].tolist(), result[0][q].tolist(), strict=True))
         hits = []
         for rank, (row, score) in enumerate(ranking):
-            chunk = self.chunks[row]
             scores = {name: found[row] for name, found in stages.items() if row in found}
             if len(stages) > 1:
                 scores["fusion"] = score
-            hits.append(
-                Hit(
-                    chunk_id=chunk.id,
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    text=chunk.text,
-                    context=self.contexts[row],
-                    score=score,
-                    rank=rank,
-                    stage_scores=scores,
-                )
-            )
+            hits.append(self.hit(row, score=score, rank=rank, stage_scores=scores))
         return hits
+
+    def hit(self, row: int, *, score: float, rank: int, stage_scores: dict[str, float]) -> Hit:
+        """The search result for chunk ``row`` (for retrievers other than the text search
+        that rank this index's chunks, such as CLaRa's)."""
+        chunk = self.chunks[row]
+        return Hit(
+            chunk_id=chunk.id,
+            doc_id=chunk.doc_id,
+            title=chunk.title,
+            text=chunk.text,
+            context=self.contexts[row],
+            score=score,
+            rank=rank,
+            stage_scores=stage_scores,
+        )
 
     @property
     def reranker(self) -> Reranker:

@@ -18,13 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reasonrag.datasets.hops import evidence_parts, hop_questions
 from reasonrag.datasets.loaders import QAExample
 from reasonrag.index.records import Retriever
 from reasonrag.ingest.records import Chunk
 from reasonrag.llm.base import Generator, GenParams, Message
 from reasonrag.reason.guard import mentions
-
-_PLACEHOLDER = re.compile(r"#(\d+)")
 
 
 @dataclass(frozen=True)
@@ -77,15 +76,10 @@ def compressor_text(chunk: Chunk) -> str:
 
 def _grounded_pairs(example: QAExample) -> Iterable[tuple[str, str, str | None, str]]:
     """(question, answer, gold title, source) of each single-fact question in ``example``."""
-    answers: list[str] = []
-    for hop in example.decomposition:
-        question = _PLACEHOLDER.sub(
-            lambda m: answers[int(m.group(1)) - 1] if int(m.group(1)) <= len(answers) else "",
-            hop.question,
-        )
-        answers.append(hop.answer)
-        if ">>" in question:
-            subject, relation = (p.strip() for p in question.split(">>", 1))
+    for hop, question in zip(example.decomposition, hop_questions(example), strict=True):
+        parts = evidence_parts(question)
+        if parts is not None:
+            subject, relation = parts
             question = f"What is the {relation} of {subject}?"
             source = "2wiki-evidence" if example.dataset == "2wiki" else "musique-decomposition"
         else:

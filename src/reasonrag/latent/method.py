@@ -41,17 +41,9 @@ class LatentRetriever:
         for rank, (row, score) in enumerate(zip(rows[0].tolist(), scores[0].tolist(), strict=True)):
             if row < 0:
                 continue
-            chunk = self.index.chunks[row]
             hits.append(
-                Hit(
-                    chunk_id=chunk.id,
-                    doc_id=chunk.doc_id,
-                    title=chunk.title,
-                    text=chunk.text,
-                    context=self.index.contexts[row],
-                    score=float(score),
-                    rank=rank,
-                    stage_scores={"latent": float(score)},
+                self.index.hit(
+                    row, score=float(score), rank=rank, stage_scores={"latent": float(score)}
                 )
             )
         return hits

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reasonrag.datasets.hops import evidence_parts, hop_questions
 from reasonrag.datasets.loaders import QAExample
 from reasonrag.datasets.metrics import f1
 from reasonrag.index.records import Hit, Retriever
@@ -28,7 +29,6 @@ from reasonrag.reason.prompts import rare_prompt, snippet
 from reasonrag.train.records import ChainRecord, Document, Outcome, RareRecord
 
 _YES_NO = frozenset({"yes", "no"})
-_PLACEHOLDER = re.compile(r"#(\d+)")
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class Hop:
 def _ask_form(question: str) -> tuple[str, str]:
     """(query, question) for a hop written as ``subject >> relation`` (2Wiki, some
     MuSiQue hops) or as a plain question."""
-    if ">>" in question:
-        subject, relation = (part.strip() for part in question.split(">>", 1))
+    parts = evidence_parts(question)
+    if parts is not None:
+        subject, relation = parts
         return f"{subject} {relation}", f"what is the {relation} of {subject}?"
     return question, question
 
@@ -55,14 +56,7 @@ def _ask_form(question: str) -> tuple[str, str]:
 def plan_hops(example: QAExample) -> list[Hop]:
     """The searches that answer ``example``, in order, from its gold structure."""
     hops: list[Hop] = []
-    answers: list[str] = []
-    for hop in example.decomposition:
-        # MuSiQue writes later hops against earlier answers: "Who founded #1?".
-        text = _PLACEHOLDER.sub(
-            lambda m: answers[int(m.group(1)) - 1] if int(m.group(1)) <= len(answers) else "",
-            hop.question,
-        )
-        answers.append(hop.answer)
+    for hop, text in zip(example.decomposition, hop_questions(example), strict=True):
         derived = example.dataset == "demo" and hop.title is None
         if derived:
             continue  # a comparison or arithmetic step: reasoning, not a search
