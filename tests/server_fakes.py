@@ -47,15 +47,20 @@ class ReaderGenerator:
 
 
 class HeldGenerator(ReaderGenerator):
-    """Waits for ``release`` before each generation and sets ``started`` when one waits."""
+    """Waits for ``release`` before each generation after the first ``free`` ones, and
+    sets ``started`` when one waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, free: int = 0) -> None:
+        self.free = free
         self.started = threading.Event()
         self.release = threading.Event()
 
     def generate(self, prompts: Sequence[Prompt], params: GenParams) -> list[Completion]:
-        self.started.set()
-        assert self.release.wait(30), "the test never released the generator"
+        if self.free:
+            self.free -= 1
+        else:
+            self.started.set()
+            assert self.release.wait(30), "the test never released the generator"
         return super().generate(prompts, params)
 
 

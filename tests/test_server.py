@@ -245,6 +245,22 @@ def test_streamed_chat_sends_each_step_then_the_same_answer(
     assert chunks[-1].choices[0].finish_reason == "stop" and extras[-1]["answer"] == ANSWER
 
 
+def test_a_step_is_streamed_while_the_next_is_still_being_generated(
+    settings: Settings, index: Index
+) -> None:
+    held = HeldGenerator(free=1)  # the search step comes at once, the finish step waits
+    with serving(make_app(settings, index, held)) as url, httpx.Client() as http:
+        stream = _openai(http, url).chat.completions.create(
+            model="reasonrag-tao", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+        for chunk in stream:
+            step = (chunk.model_extra.get("reasonrag") or {}).get("step")
+            if step and step["action"] == "search":
+                assert not held.release.is_set()
+                held.release.set()
+    assert chunk.choices[0].finish_reason == "stop" and held.release.is_set()
+
+
 def test_stream_ends_with_done(client: TestClient) -> None:
     body = {
         "model": "reasonrag-rag",
