@@ -324,6 +324,32 @@ def demo(
         )
 
 
+@app.command()
+def serve(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="Index folder to serve.")],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; any but loopback needs server.api_keys.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    config: ConfigOption = None,
+) -> None:
+    """Serve an index over HTTP: an OpenAI-compatible chat API (one model per method), a
+    native API (ask, search, documents) and a web UI at /."""
+    try:
+        import uvicorn
+
+        from reasonrag.server import check_bind, create_app
+    except ModuleNotFoundError as exc:
+        fail(f"the server needs its extra ({exc.name} is missing): pip install 'reasonrag[server]'")
+    from reasonrag.index import Index
+
+    settings = settings_or_exit(config, agent={"index_dir": index_dir})
+    with reported_errors():
+        check_bind(host, settings.server)
+        server = create_app(settings, Index.open(index_dir, settings))
+    uvicorn.run(server, host=host, port=port)
+
+
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")

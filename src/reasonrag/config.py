@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -168,6 +175,21 @@ class ClaraConfig(_Section):
     """Tokens per generated answer."""
 
 
+class ServerConfig(_Section):
+    api_keys: tuple[SecretStr, ...] = ()
+    """Bearer keys that every /v1 route requires (none: the API is open, and the server
+    only binds to loopback). From the environment as JSON:
+    ``REASONRAG_SERVER__API_KEYS='["key"]'``. Never printed."""
+    max_upload_mb: float = Field(20.0, gt=0)
+    """Largest upload request; a bigger one is refused with HTTP 413."""
+    max_queue: int = Field(4, ge=1)
+    """Questions answered or waiting at once; one more is refused with HTTP 503."""
+    request_timeout_s: float = Field(300.0, gt=0)
+    """A question not answered by then gets HTTP 504."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API from other sites (none: same origin only)."""
+
+
 def default_cache_dir() -> Path:
     return Path(user_cache_dir("reasonrag"))
 
@@ -188,6 +210,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = RetrievalConfig()
     agent: AgentConfig = AgentConfig()
     clara: ClaraConfig = ClaraConfig()
+    server: ServerConfig = ServerConfig()
     cache_dir: Path = Field(default_factory=default_cache_dir)
     """Response cache, embedding cache and converted model copies."""
 

@@ -10,7 +10,10 @@ the same way; anything that is not a ``ReasonRAGError`` is a bug and surfaces as
     │   ├── NotFoundError           HTTP 404           a named file, folder or model is missing
     │   ├── DatasetError                               a dataset file cannot be used
     │   ├── RunMismatchError        HTTP 409           a run folder holds other settings
-    │   └── ContextLengthError                         a prompt exceeds the model's context
+    │   ├── ContextLengthError                         a prompt exceeds the model's context
+    │   ├── UnauthorizedError       HTTP 401           no or a wrong server API key
+    │   ├── PayloadTooLargeError    HTTP 413           a request body over the server's limit
+    │   └── UnsupportedTypeError    HTTP 415           an upload of a file type not indexed
     ├── IndexStoreError             exit 2, HTTP 400   problems with an index folder
     │   ├── NotAnIndexError         HTTP 404           no index there (or not ours)
     │   ├── IndexDamagedError       exit 3, HTTP 500   a file of the index is unreadable
@@ -18,8 +21,10 @@ the same way; anything that is not a ``ReasonRAGError`` is a bug and surfaces as
     │   ├── EmptyIndexError                            nothing indexable in the input
     │   ├── DocumentNotFoundError   HTTP 404           an id that is not in the index
     │   └── IndexBusyError          exit 4, HTTP 409   another writer holds the index
-    └── BackendError                exit 1, HTTP 502   a model backend or service failed
-        └── GenerationError                            a generator gave up after retries
+    ├── BackendError                exit 1, HTTP 502   a model backend or service failed
+    │   └── GenerationError                            a generator gave up after retries
+    └── ServerBusyError             exit 1, HTTP 503   the server's question queue is full
+        └── AnswerTimeoutError      HTTP 504           a question took over the time limit
 
 The input errors also derive from ``ValueError`` and the backend errors from
 ``RuntimeError``, so code written against the built-in types keeps working.
@@ -68,6 +73,24 @@ class RunMismatchError(InputError):
 
 class ContextLengthError(InputError):
     """A prompt does not fit the model's context window; the message names the limit."""
+
+
+class UnauthorizedError(InputError):
+    """A server request without the right API key."""
+
+    http_status = 401
+
+
+class PayloadTooLargeError(InputError):
+    """A request body larger than the server accepts."""
+
+    http_status = 413
+
+
+class UnsupportedTypeError(InputError):
+    """An uploaded file of a type the index cannot read."""
+
+    http_status = 415
 
 
 class IndexStoreError(ReasonRAGError, ValueError):
@@ -122,3 +145,15 @@ class BackendError(ReasonRAGError, RuntimeError):
 
 class GenerationError(BackendError):
     """A backend failed after its retries; the message names the backend and cause."""
+
+
+class ServerBusyError(ReasonRAGError):
+    """The server holds as many questions as it may; the client should retry later."""
+
+    http_status = 503
+
+
+class AnswerTimeoutError(ServerBusyError):
+    """A question was not answered within the server's time limit."""
+
+    http_status = 504
