@@ -33,6 +33,7 @@ LLMBackend = Literal["auto", "llamacpp", "transformers", "local", "openai", "ant
 """``auto`` runs GGUF files (the embedded model included) with llama.cpp and Hugging Face
 folders with transformers; ``local`` is the old name of ``transformers``."""
 ContextMode = Literal["llm", "title", "none"]
+SparseTokenizer = Literal["auto", "words", "identifiers"]
 Fusion = Literal["rrf", "weighted", "dense", "sparse"]
 Rerank = Literal["none", "llm", "cross-encoder"]
 MethodName = Literal["tao", "rag", "rare", "closed", "clara"]
@@ -130,6 +131,15 @@ class ContextConfig(_Section):
 class RetrievalConfig(_Section):
     dense_k: int = Field(50, ge=1)
     sparse_k: int = Field(50, ge=1)
+    candidates: int | None = Field(None, ge=1)
+    """Depth of each retriever's candidate pool before fusion, replacing dense_k and
+    sparse_k when set (Anthropic's contextual retrieval cookbook uses 150). A deeper pool
+    lets a chunk that only one retriever ranks well still reach the fused list."""
+    tokenizer: SparseTokenizer = "auto"
+    """BM25 tokens: words (stemmed words), identifiers (words plus the parts of
+    snake_case, camelCase, dotted.paths and kebab-case identifiers), or auto (identifiers
+    when most indexed documents are code). Fixed when the index is built: opening it with
+    another explicit value is an error; auto uses the index's."""
     fusion: Fusion = "rrf"
     rrf_k: int = Field(60, ge=1)
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)

@@ -40,6 +40,7 @@ from reasonrag.index.store import (
     write_generation,
     writer_lock,
 )
+from reasonrag.index.tokenize import Tokenizer, choose_tokenizer
 from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.load import load_documents
 from reasonrag.ingest.records import Chunk, Document
@@ -84,6 +85,7 @@ class Index:
         sparse: BM25Store | None = None,
         generator: Generator | None = None,
         manifest: Manifest | None = None,
+        tokenizer: Tokenizer = "words",
         wait: bool = True,
     ):
         self.folder = folder
@@ -103,7 +105,8 @@ class Index:
         )
         # Opening passes the stored BM25 index; only building needs the indexed texts.
         self.sparse = sparse or BM25Store.build(
-            [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)]
+            [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)],
+            tokenizer,
         )
         self._generator = generator
         self._reranker: Reranker | None = None
@@ -176,6 +179,7 @@ class Index:
         check_target(folder)
         embedder = embedder or make_embedder(config.embed)
         docs = {d.id: d for d in documents}
+        tokenizer = choose_tokenizer(config.retrieval.tokenizer, docs.values())
         with writer_lock(folder, wait=wait, on_wait=_say_waiting):
             contexts = _contexts(chunks, docs, config, generator, progress)
             vectors = _embed(chunks, contexts, embedder, config, progress)
@@ -187,6 +191,7 @@ class Index:
                 contexts,
                 vectors,
                 generator=generator,
+                tokenizer=tokenizer,
                 wait=wait,
             )
             index._save()
@@ -221,6 +226,12 @@ class Index:
             raise IndexMismatchError(
                 f"{folder} was built with embedder {manifest.embedder!r}, "
                 f"but {embedder.name!r} was requested"
+            )
+        asked = settings.retrieval.tokenizer
+        if asked not in ("auto", manifest.tokenizer):
+            raise IndexMismatchError(
+                f"{folder} was built with BM25 tokenizer {manifest.tokenizer!r}, "
+                f"but {asked!r} was requested; use 'auto' or rebuild the index"
             )
         return cls(
             folder,
@@ -318,6 +329,7 @@ class Index:
             contexts,
             vectors,
             generator=self._generator,
+            tokenizer=self.sparse.tokenizer,
             wait=self.wait,
         )
         fresh._save()
@@ -342,6 +354,7 @@ class Index:
                 "n_documents": len({c.doc_id for c in self.chunks}),
                 "context_mode": mode,
                 "context_generator": context_generator,
+                "tokenizer": self.sparse.tokenizer,
                 "settings": {
                     "embed": self.settings.embed.model_dump(mode="json"),
                     "chunk": self.settings.chunk.model_dump(mode="json"),
@@ -404,10 +417,10 @@ class Index:
             with stage("embed"):
                 vectors = self.embedder.embed(queries, kind="query")
             with stage("dense"):
-                dense = self.dense.search(vectors, cfg.dense_k)
+                dense = self.dense.search(vectors, cfg.candidates or cfg.dense_k)
         if cfg.fusion != "dense":
             with stage("sparse"):
-                sparse = self.sparse.search(queries, cfg.sparse_k)
+                sparse = self.sparse.search(queries, cfg.candidates or cfg.sparse_k)
         depth = max(k, cfg.rerank_top) if cfg.rerank != "none" else k
         results = []
         for q, query in enumerate(queries):
@@ -514,7 +527,13 @@ def _read_generation(folder: Path, manifest: Manifest, settings: Settings) -> _S
     n = manifest.n_chunks
     chunks, contexts = read_chunks(folder, generation, n)
     vectors = read_vectors(folder, generation, n, manifest.dim)
-    dense, sparse = read_stores(folder, generation, n, threads=settings.retrieval.search_threads)
+    dense, sparse = read_stores(
+        folder,
+        generation,
+        n,
+        threads=settings.retrieval.search_threads,
+        tokenizer=manifest.tokenizer,
+    )
     return _Stored(chunks, contexts, vectors, dense, sparse)
 
 

@@ -34,6 +34,7 @@ from reasonrag.errors import IndexBusyError, IndexDamagedError, NotAnIndexError
 from reasonrag.files import atomic_write_text, chmod_like_umask
 from reasonrag.index.dense import FAISS_FILE, DenseStore, FaissStore
 from reasonrag.index.sparse import SPARSE_DIR, BM25Store, SparseStore
+from reasonrag.index.tokenize import Tokenizer
 from reasonrag.ingest.records import Chunk
 
 MANIFEST = "manifest.json"
@@ -62,6 +63,8 @@ class Manifest(BaseModel):
     n_documents: int
     context_mode: str
     context_generator: str | None
+    tokenizer: Tokenizer = "words"
+    """BM25 tokeniser; manifests written before it was a choice used words."""
     settings: dict[str, Any]
     """The embed, chunk and context sections the index was built with."""
     created_at: str
@@ -250,13 +253,13 @@ def read_vectors(folder: Path, generation: Path, n_chunks: int, dim: int) -> Vec
 
 
 def read_stores(
-    folder: Path, generation: Path, n_chunks: int, *, threads: int
+    folder: Path, generation: Path, n_chunks: int, *, threads: int, tokenizer: Tokenizer
 ) -> tuple[FaissStore, BM25Store]:
     """The dense and sparse stores of ``generation``, checked against the chunk count."""
     stores: list[FaissStore | BM25Store] = []
     loaders: list[tuple[Path, Callable[[], FaissStore | BM25Store]]] = [
         (generation / FAISS_FILE, lambda: FaissStore.load(generation, threads=threads)),
-        (generation / SPARSE_DIR, lambda: BM25Store.load(generation, n_chunks)),
+        (generation / SPARSE_DIR, lambda: BM25Store.load(generation, n_chunks, tokenizer)),
     ]
     for path, load in loaders:
         try:
