@@ -32,7 +32,7 @@ from reasonrag.errors import ConfigError
 LLMBackend = Literal["auto", "llamacpp", "transformers", "local", "openai", "anthropic"]
 """``auto`` runs GGUF files (the embedded model included) with llama.cpp and Hugging Face
 folders with transformers; ``local`` is the old name of ``transformers``."""
-ContextMode = Literal["llm", "title", "none"]
+ContextMode = Literal["llm", "title", "structure", "none"]
 SparseTokenizer = Literal["auto", "words", "identifiers"]
 Fusion = Literal["rrf", "weighted", "dense", "sparse"]
 Rerank = Literal["none", "llm", "cross-encoder"]
@@ -118,6 +118,9 @@ class ChunkConfig(_Section):
 
 class ContextConfig(_Section):
     mode: ContextMode = "title"
+    """title (document title and heading path), structure (for code: file path, enclosing
+    classes and functions, module docstring; else as title), llm (written by the context
+    LLM) or none."""
     llm: LLMConfig | None = None
     """Generator that writes contexts; defaults to the answering ``llm``."""
     max_tokens: int = Field(96, ge=8)

@@ -40,6 +40,7 @@ from reasonrag.index.store import (
     write_generation,
     writer_lock,
 )
+from reasonrag.index.structure import structure_context
 from reasonrag.index.tokenize import Tokenizer, choose_tokenizer
 from reasonrag.ingest.chunk import chunk_documents
 from reasonrag.ingest.load import load_documents
@@ -584,6 +585,8 @@ def _contexts(
         return [""] * len(chunks)
     if mode == "title":
         return [title_context(c) for c in chunks]
+    if mode == "structure":
+        return [structure_context(c, docs[c.doc_id]) for c in chunks]
     if generator is None:
         from reasonrag.llm.factory import make_generator
 
