@@ -35,6 +35,7 @@ from reasonrag.config import (
 from reasonrag.eval.cli import eval_app
 from reasonrag.latent.cli import clara_app
 from reasonrag.train.cli import data_app, train_app
+from reasonrag.tune.cli import tune_app
 
 app = typer.Typer(
     help="Retrieval-augmented reasoning over your own documents.",
@@ -354,6 +355,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(clara_app, name="clara")
+app.add_typer(tune_app, name="tune")
 app.add_typer(config_app, name="config")
 
 if __name__ == "__main__":

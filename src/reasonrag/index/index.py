@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonrag.config import Settings, load_settings
+from reasonrag.config import EmbedConfig, Settings, load_settings
 from reasonrag.embed.base import Embedder, Vectors
 from reasonrag.embed.cache import CachedEmbedder
 from reasonrag.embed.factory import make_embedder
@@ -276,6 +276,18 @@ class Index:
             skipped=tuple((s.path, s.reason) for s in report.skipped),
             seconds=time.perf_counter() - started,
         )
+
+    def reembed(
+        self, embed: EmbedConfig, *, embedder: Embedder | None = None, progress: bool = True
+    ) -> None:
+        """Embed every chunk again with another embedder (a tuned one, say) and record it
+        in the manifest, so later opens without an explicit embedder use it."""
+        embedder = embedder or make_embedder(embed)
+        with self._writing():
+            self.settings = self.settings.model_copy(update={"embed": embed})
+            self.embedder = embedder
+            vectors = _embed(self.chunks, self.contexts, embedder, self.settings, progress)
+            self._replace(self.chunks, self.contexts, vectors)
 
     def delete(self, doc_ids: Iterable[str]) -> int:
         """Remove documents by id; returns how many chunks were removed.

@@ -83,6 +83,11 @@ class LLMReranker:
         return _reorder(hits, [yes_probability(c) for c in completions])
 
 
+def cross_encoder_passage(context: str, text: str) -> str:
+    """What a cross-encoder reads of a chunk, in training and in reranking alike."""
+    return f"{context}\n{text}".strip()
+
+
 class CrossEncoderReranker:
     """A sentence-transformers CrossEncoder from a local folder."""
 
@@ -97,6 +102,6 @@ class CrossEncoderReranker:
     def rerank(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         if not hits:
             return []
-        pairs = [(query, f"{h.context}\n{h.text}".strip()) for h in hits]
+        pairs = [(query, cross_encoder_passage(h.context, h.text)) for h in hits]
         scores = self._model.predict(pairs, show_progress_bar=False)
         return _reorder(hits, [float(s) for s in scores])
