@@ -24,6 +24,16 @@ class SparseStore(Protocol):
 
     def save(self, folder: Path) -> None: ...
 
+    def __len__(self) -> int: ...
+
+
+def terms(texts: Sequence[str], stemmer: Stemmer.Stemmer) -> list[list[str]]:
+    """The indexed terms of each text: English stopwords dropped, Snowball stems. Every
+    lexical store tokenises this way, so a query means the same to each of them."""
+    return bm25s.tokenize(
+        list(texts), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
+
 
 class BM25Store:
     def __init__(self, retriever: bm25s.BM25, size: int):
@@ -62,13 +72,7 @@ class BM25Store:
         if k == 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        tokens = bm25s.tokenize(
-            list(queries),
-            stopwords="en",
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
+        tokens = terms(queries, self._stemmer)
         # n_threads=0 retrieves in the calling thread; any other value starts a pool per call,
         # which costs more than the retrieval itself for a handful of queries.
         rows, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, n_threads=0)
