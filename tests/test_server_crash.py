@@ -69,6 +69,8 @@ def _server(folder: Path, api: FakeAPI, cache: Path, log: Path) -> Iterator[tupl
         "REASONRAG_LLM__MODEL": "gen",
         "REASONRAG_LLM__BASE_URL": api.openai_url,
         "PYTHONPATH": os.pathsep.join(sys.path),
+        # A killed server cannot remove its upload folder: it is left here, not in /tmp.
+        "TMPDIR": str(cache.parent),
     }
     command = [sys.executable, "-m", "reasonrag.cli", "serve", str(folder), "--port", str(port)]
     with log.open("ab") as out:
