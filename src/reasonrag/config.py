@@ -156,6 +156,27 @@ class RetrievalConfig(_Section):
     2 cores); raise it for large query batches."""
     hnsw_threshold: int = Field(50_000, ge=1)
     """Exact inner-product search below this many chunks, HNSW at or above it."""
+    store: Literal["local", "qdrant"] = "local"
+    """Where the dense and BM25 stores of a newly written index generation live: files in
+    the generation folder (faiss, bm25s), or a Qdrant collection (the ``qdrant`` extra).
+    Opening an index uses whichever its current generation was written with."""
+    qdrant_url: str | None = None
+    """A Qdrant server or cluster, e.g. ``http://localhost:6333``."""
+    qdrant_path: Path | None = None
+    """A folder for Qdrant's embedded local mode instead of a server (one process at a time)."""
+    qdrant_api_key_env: str | None = None
+    """Environment variable holding the cluster's API key (Qdrant Cloud)."""
+    qdrant_collection: str = Field("reasonrag", pattern=r"^[A-Za-z0-9_-]+$")
+    """Prefix of this index's collections, one per generation: give each index its own."""
+
+    @model_validator(mode="after")
+    def _one_qdrant(self) -> RetrievalConfig:
+        if self.store == "qdrant" and (self.qdrant_url is None) == (self.qdrant_path is None):
+            raise ValueError(
+                "retrieval.store = 'qdrant' needs exactly one of retrieval.qdrant_url "
+                "(a server) or retrieval.qdrant_path (embedded local mode)"
+            )
+        return self
 
 
 class AgentConfig(_Section):

@@ -31,6 +31,8 @@ class DenseStore(Protocol):
 
     def save(self, folder: Path) -> None: ...
 
+    def __len__(self) -> int: ...
+
 
 class FaissStore:
     def __init__(self, index: faiss.Index, *, threads: int = 1):

@@ -23,14 +23,15 @@ from reasonrag.errors import (
     NotAnIndexError,
 )
 from reasonrag.index.contextualize import LLMContextualizer, indexed_text, title_context
-from reasonrag.index.dense import FaissStore, Rows, Scores
+from reasonrag.index.dense import DenseStore, Rows, Scores
 from reasonrag.index.fusion import Ranking, reciprocal_rank_fusion, single, weighted_fusion
 from reasonrag.index.records import Hit
 from reasonrag.index.rerank import CrossEncoderReranker, LLMReranker, Reranker
-from reasonrag.index.sparse import BM25Store
+from reasonrag.index.sparse import SparseStore
 from reasonrag.index.store import (
     Manifest,
     attach,
+    build_stores,
     check_target,
     generation_folder,
     read_chunks,
@@ -82,8 +83,8 @@ class Index:
         contexts: list[str],
         vectors: Vectors,
         *,
-        dense: FaissStore | None = None,
-        sparse: BM25Store | None = None,
+        dense: DenseStore | None = None,
+        sparse: SparseStore | None = None,
         generator: Generator | None = None,
         manifest: Manifest | None = None,
         tokenizer: Tokenizer = "words",
@@ -100,15 +101,12 @@ class Index:
         self.wait = wait
         self.build_report: BuildReport | None = None
         """What the last ``build`` loaded and skipped."""
-        cfg = settings.retrieval
-        self.dense = dense or FaissStore.build(
-            vectors, hnsw_threshold=cfg.hnsw_threshold, threads=cfg.search_threads
-        )
-        # Opening passes the stored BM25 index; only building needs the indexed texts.
-        self.sparse = sparse or BM25Store.build(
-            [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)],
-            tokenizer,
-        )
+        # Opening passes the stored stores; only building needs the indexed texts.
+        if dense is None or sparse is None:
+            texts = [indexed_text(ctx, c.text) for ctx, c in zip(contexts, chunks, strict=True)]
+            dense, sparse = build_stores(settings.retrieval, vectors, texts, tokenizer)
+        self.dense: DenseStore = dense
+        self.sparse: SparseStore = sparse
         self._generator = generator
         self._reranker: Reranker | None = None
         self._rows = {c.id: i for i, c in enumerate(chunks)}
@@ -531,8 +529,8 @@ class _Stored:
     chunks: list[Chunk]
     contexts: list[str]
     vectors: Vectors
-    dense: FaissStore
-    sparse: BM25Store
+    dense: DenseStore
+    sparse: SparseStore
 
 
 def _read_generation(folder: Path, manifest: Manifest, settings: Settings) -> _Stored:
@@ -540,13 +538,7 @@ def _read_generation(folder: Path, manifest: Manifest, settings: Settings) -> _S
     n = manifest.n_chunks
     chunks, contexts = read_chunks(folder, generation, n)
     vectors = read_vectors(folder, generation, n, manifest.dim)
-    dense, sparse = read_stores(
-        folder,
-        generation,
-        n,
-        threads=settings.retrieval.search_threads,
-        tokenizer=manifest.tokenizer,
-    )
+    dense, sparse = read_stores(folder, generation, n, settings.retrieval, manifest.tokenizer)
     return _Stored(chunks, contexts, vectors, dense, sparse)
 
 

@@ -27,6 +27,13 @@ class SparseStore(Protocol):
 
     def save(self, folder: Path) -> None: ...
 
+    def __len__(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """How the store splits text into terms (recorded in the manifest)."""
+        ...
+
 
 def tokenize(
     texts: Sequence[str], tokenizer: Tokenizer, stemmer: Stemmer.Stemmer

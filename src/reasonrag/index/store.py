@@ -16,11 +16,12 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +30,9 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reasonrag import __version__
+from reasonrag.config import RetrievalConfig
 from reasonrag.embed.base import Vectors
-from reasonrag.errors import IndexBusyError, IndexDamagedError, NotAnIndexError
+from reasonrag.errors import ConfigError, IndexBusyError, IndexDamagedError, NotAnIndexError
 from reasonrag.files import atomic_write_text, chmod_like_umask
 from reasonrag.index.dense import FAISS_FILE, DenseStore, FaissStore
 from reasonrag.index.sparse import SPARSE_DIR, BM25Store, SparseStore
@@ -40,6 +42,8 @@ from reasonrag.ingest.records import Chunk
 MANIFEST = "manifest.json"
 CHUNKS_FILE = "chunks.parquet"
 VECTORS_FILE = "vectors.npy"
+QDRANT_FILE = "qdrant.json"
+"""In a generation whose stores live in Qdrant (``index.qdrant``): the collection's name."""
 LOCK_FILE = ".reasonrag.lock"
 MARKER_FILE = ".reasonrag-generation"
 """Inside every generation folder: proof that the index wrote it and may delete it."""
@@ -252,27 +256,70 @@ def read_vectors(folder: Path, generation: Path, n_chunks: int, dim: int) -> Vec
     return np.asarray(vectors, dtype=np.float32)
 
 
+Stores = tuple[DenseStore, SparseStore]
+_Loaded = TypeVar("_Loaded", bound=Sized)
+
+
+def _qdrant() -> ModuleType:
+    try:
+        from reasonrag.index import qdrant
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"retrieval.store = 'qdrant' needs qdrant-client ({exc.name} is missing): "
+            "pip install 'reasonrag[qdrant]'"
+        ) from exc
+    return qdrant
+
+
+def build_stores(
+    cfg: RetrievalConfig, vectors: Vectors, texts: Sequence[str], tokenizer: Tokenizer
+) -> Stores:
+    """The dense and sparse stores of a new generation, where ``retrieval.store`` says."""
+    if cfg.store == "qdrant":
+        qdrant = _qdrant()
+        collection = qdrant.Collection.build(cfg, vectors, texts, tokenizer)
+        return qdrant.QdrantDenseStore(collection), qdrant.QdrantSparseStore(collection, tokenizer)
+    dense = FaissStore.build(vectors, hnsw_threshold=cfg.hnsw_threshold, threads=cfg.search_threads)
+    return dense, BM25Store.build(texts, tokenizer)
+
+
 def read_stores(
-    folder: Path, generation: Path, n_chunks: int, *, threads: int, tokenizer: Tokenizer
-) -> tuple[FaissStore, BM25Store]:
-    """The dense and sparse stores of ``generation``, checked against the chunk count."""
-    stores: list[FaissStore | BM25Store] = []
-    loaders: list[tuple[Path, Callable[[], FaissStore | BM25Store]]] = [
-        (generation / FAISS_FILE, lambda: FaissStore.load(generation, threads=threads)),
-        (generation / SPARSE_DIR, lambda: BM25Store.load(generation, n_chunks, tokenizer)),
-    ]
-    for path, load in loaders:
-        try:
-            store = load()
-        except (RuntimeError, ValueError, OSError, KeyError, EOFError) as exc:
-            # faiss reports truncation as RuntimeError; bm25s garbage as JSON/numpy errors
-            raise damaged(folder, path, f"unreadable: {exc}") from exc
-        if len(store) != n_chunks:
-            raise damaged(folder, path, f"{len(store)} rows, the manifest says {n_chunks}")
-        stores.append(store)
-    dense, sparse = stores
-    assert isinstance(dense, FaissStore) and isinstance(sparse, BM25Store)
+    folder: Path, generation: Path, n_chunks: int, cfg: RetrievalConfig, tokenizer: Tokenizer
+) -> Stores:
+    """The dense and sparse stores of ``generation``, checked against the chunk count: in
+    the Qdrant collection the generation names, if it names one, else from its files."""
+    pointer = generation / QDRANT_FILE
+    if pointer.is_file():
+        qdrant = _qdrant()
+        client = qdrant.connect(cfg)  # outside the check: a missing setting is no damage
+        collection = _checked(
+            folder, pointer, n_chunks, lambda: qdrant.Collection.load(client, generation)
+        )
+        return qdrant.QdrantDenseStore(collection), qdrant.QdrantSparseStore(collection, tokenizer)
+    dense = _checked(
+        folder,
+        generation / FAISS_FILE,
+        n_chunks,
+        lambda: FaissStore.load(generation, threads=cfg.search_threads),
+    )
+    sparse = _checked(
+        folder,
+        generation / SPARSE_DIR,
+        n_chunks,
+        lambda: BM25Store.load(generation, n_chunks, tokenizer),
+    )
     return dense, sparse
+
+
+def _checked(folder: Path, path: Path, n_chunks: int, load: Callable[[], _Loaded]) -> _Loaded:
+    try:
+        store = load()
+    except (RuntimeError, ValueError, OSError, KeyError, EOFError) as exc:
+        # faiss reports truncation as RuntimeError; bm25s garbage as JSON/numpy errors
+        raise damaged(folder, path, f"unreadable: {exc}") from exc
+    if len(store) != n_chunks:
+        raise damaged(folder, path, f"{len(store)} rows, the manifest says {n_chunks}")
+    return store
 
 
 # --- writing -------------------------------------------------------------------------------
