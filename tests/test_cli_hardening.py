@@ -145,9 +145,12 @@ def test_closed_book_ask_needs_no_index(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_choices_are_listed_in_help() -> None:
-    assert "llm|title|none" in runner.invoke(app, ["index", "--help"]).output
-    assert "tao|rag|rare|closed" in runner.invoke(app, ["ask", "--help"]).output
-    assert "rrf|weighted|dense|sparse" in runner.invoke(app, ["search", "--help"]).output
+    def shown(command: str) -> str:
+        return runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+
+    assert "llm|title|structure|none" in shown("index")
+    assert "tao|rag|rare|closed" in shown("ask")
+    assert "rrf|weighted|dense|sparse" in shown("search")
 
 
 # --- an index on the command line -----------------------------------------------------------

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from reasonrag.config import LLMConfig, default_cache_dir
-from reasonrag.errors import ConfigError, ContextLengthError, InputError
+from reasonrag.errors import ConfigError, ContextLengthError, GenerationError, InputError
 from reasonrag.fingerprint import fingerprint
 from reasonrag.llm.base import Completion, Generator, GenParams, Message
 from reasonrag.llm.chat import encode_chat, shared_prefix_length
@@ -418,3 +418,25 @@ def test_backend_choice(backend: str, model: str, expected: str) -> None:
 def test_default_config_runs_the_embedded_model_with_llamacpp() -> None:
     assert backend_name(LLMConfig()) == "llamacpp"
     assert LLMConfig.model_validate({"backend": "local"}).backend == "transformers"
+
+
+def _chunk(ids: list[int], finish: str | None = None, usage: dict[str, Any] | None = None) -> Any:
+    content = [{"id": i, "logprob": -0.5, "top_logprobs": []} for i in ids]
+    return {
+        "choices": [{"logprobs": {"content": content}, "finish_reason": finish}],
+        **({"usage": usage} if usage else {}),
+    }
+
+
+def test_tokens_of_a_matched_stop_string_are_counted_but_not_streamed() -> None:
+    # llama.cpp withholds the tokens of a stop string it matched, yet counts them.
+    generator = LlamaCppGenerator.__new__(LlamaCppGenerator)
+    generator._name = "llamacpp:test"
+    stopped = [_chunk([5, 6]), _chunk([], "stop", {"completion_tokens": 4})]
+    assert [s.token for s in generator._parse(stopped, 0.1).steps] == [5, 6]
+    cut = [_chunk([5, 6]), _chunk([], "length", {"completion_tokens": 4})]
+    with pytest.raises(GenerationError, match="streamed 2 tokens but reported 4"):
+        generator._parse(cut, 0.1)
+    extra = [_chunk([5, 6, 7]), _chunk([], "stop", {"completion_tokens": 2})]
+    with pytest.raises(GenerationError, match="streamed 3 tokens"):
+        generator._parse(extra, 0.1)

@@ -272,7 +272,10 @@ class LlamaCppGenerator:
                 )
                 finish = choice.get("finish_reason") or finish
             usage = chunk.get("usage") or usage
-        if len(steps) != usage.get("completion_tokens"):
+        reported = int(usage.get("completion_tokens", len(steps)))
+        # Tokens that make up a matched stop string are counted but never streamed; any
+        # other gap means tokens were lost.
+        if len(steps) > reported or (len(steps) < reported and finish != "stop"):
             raise GenerationError(
                 f"{self._name}: streamed {len(steps)} tokens but reported "
                 f"{usage.get('completion_tokens')}"
