@@ -273,9 +273,10 @@ class LlamaCppGenerator:
                 finish = choice.get("finish_reason") or finish
             usage = chunk.get("usage") or usage
         reported = int(usage.get("completion_tokens", len(steps)))
-        # Tokens that make up a matched stop string are counted but never streamed; any
-        # other gap means tokens were lost.
-        if len(steps) > reported or (len(steps) < reported and finish != "stop"):
+        # llama.cpp counts but never streams the tokens of a stop string, matched or only
+        # begun when generation ended (at max_tokens too); more streamed than counted means
+        # a confused stream.
+        if len(steps) > reported:
             raise GenerationError(
                 f"{self._name}: streamed {len(steps)} tokens but reported "
                 f"{usage.get('completion_tokens')}"
