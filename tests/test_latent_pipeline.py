@@ -24,7 +24,7 @@ from reasonrag.index import Index
 from reasonrag.latent.data import SCPRecord, compressor_text, joint_records, scp_records
 from reasonrag.latent.method import LatentRetriever, compressor_id
 from reasonrag.latent.model import ClaraConfig, ClaraModel
-from reasonrag.latent.pipeline import pretrain, train_joint
+from reasonrag.latent.pipeline import pretrain, scp_batch, train_joint
 from reasonrag.latent.store import LatentStore, encode_index
 from reasonrag.latent.trainer import LOSSES, TrainOptions, train_loop
 
@@ -99,14 +99,6 @@ def test_pretraining_lowers_the_scp_loss_and_writes_a_loadable_model(
         )
 
 
-def _scp_batch(rows: list[SCPRecord]) -> dict[str, Any]:
-    return {
-        "texts": [r.text for r in rows],
-        "qa": [f"Q: {r.questions[0]}\nA: {r.answers[0]}" for r in rows],
-        "paraphrases": [r.paraphrase[:120] for r in rows],
-    }
-
-
 def _run(
     tiny: Path, records: list[SCPRecord], out: Path, options: TrainOptions, crash_at: int = 0
 ) -> list[float]:
@@ -119,15 +111,13 @@ def _run(
         calls += 1
         if calls == crash_at:
             raise KeyboardInterrupt("killed")
-        return _scp_batch(rows)
+        return scp_batch(rows)
 
     train_loop(
         model,
         records,
         batch,
         task="scp",
-        adapters=("compressor", "generator"),
-        memories=("memory",),
         out=out,
         options=options,
         config={},

@@ -30,6 +30,15 @@ def _qa_text(record: SCPRecord) -> str:
     return "\n".join(f"Q: {q}\nA: {a}" for q, a in pairs)
 
 
+def scp_batch(rows: list[SCPRecord]) -> dict[str, Any]:
+    """``ClaraModel.scp_loss`` arguments for a batch of SCP records."""
+    return {
+        "texts": [r.text for r in rows],
+        "qa": [_qa_text(r) for r in rows],
+        "paraphrases": [r.paraphrase[:PARAPHRASE_CHARS] for r in rows],
+    }
+
+
 def pretrain(
     index: Index,
     examples: Sequence[QAExample],
@@ -58,21 +67,11 @@ def pretrain(
 
         raise DatasetError("no chunk of the index answers any grounded question of the dataset")
     model = ClaraModel.create(config, cache_dir)
-
-    def batch(rows: list[SCPRecord]) -> dict[str, Any]:
-        return {
-            "texts": [r.text for r in rows],
-            "qa": [_qa_text(r) for r in rows],
-            "paraphrases": [r.paraphrase[:PARAPHRASE_CHARS] for r in rows],
-        }
-
     return train_loop(
         model,
         records,
-        batch,
+        scp_batch,
         task="scp",
-        adapters=("compressor", "generator"),
-        memories=("memory",),
         out=out,
         options=options,
         config={"clara": asdict(config), "records": len(records), "index": str(index.folder)},
@@ -120,8 +119,6 @@ def train_joint(
         records,
         batch,
         task="joint",
-        adapters=("query", "generator"),
-        memories=("query_memory",),
         out=out,
         options=options,
         config={"pretrained": model_id, "records": len(records), "candidates": width},

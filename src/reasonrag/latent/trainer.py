@@ -60,7 +60,16 @@ class TrainResult:
     seconds: float
 
 
-def _trainable(model: ClaraModel, adapters: Sequence[str], memories: Sequence[str]) -> None:
+TRAINED = {
+    "scp": (("compressor", "generator"), ("memory",)),
+    "joint": (("query", "generator"), ("query_memory",)),
+}
+"""Per task, the adapters and memory slots its loss trains; everything else stays frozen
+(joint training leaves the compressor as pretraining made it)."""
+
+
+def _trainable(model: ClaraModel, task: str) -> None:
+    adapters, memories = TRAINED[task]
     model.use(adapters[0], train=adapters)
     model.memory.requires_grad = "memory" in memories
     model.query_memory.requires_grad = "query_memory" in memories
@@ -154,8 +163,6 @@ def train_loop(
     make_batch: Callable[[list[R]], dict[str, Any]],
     *,
     task: str,
-    adapters: Sequence[str],
-    memories: Sequence[str],
     out: Path,
     options: TrainOptions,
     config: dict[str, Any],
@@ -168,7 +175,7 @@ def train_loop(
 
     started = time.perf_counter()
     _check_run(out, {"task": task, "options": asdict(options), **config})
-    _trainable(model, adapters, memories)
+    _trainable(model, task)
     optimiser = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=options.learning_rate
     )
@@ -187,7 +194,7 @@ def train_loop(
             )
             rank = accelerator.process_index
             positions = everyone[rank * share : (rank + 1) * share]
-            _trainable(accelerator.unwrap_model(prepared), adapters, memories)
+            _trainable(accelerator.unwrap_model(prepared), task)
             loss = prepared(task, **make_batch([records[i] for i in positions]))
             accelerator.backward(loss)
             optimiser.step()
