@@ -156,7 +156,7 @@ class LlamaCppGenerator:
         if self.reuse_prefixes:
             queues = self._router.assign(encoded)
             if self._seeding:
-                self._seed_shared_prefix([encoded[q[0]] for q in queues if q], queues)
+                self._seed_shared_prefix(encoded, queues)
         else:
             queues = [list(range(s, len(encoded), self.n_parallel)) for s in range(self.n_parallel)]
         body = self._request_body(params)
@@ -175,12 +175,13 @@ class LlamaCppGenerator:
             return [self._completion(ids, results[i], params) for i, ids in enumerate(encoded)]
 
     def _seed_shared_prefix(
-        self, firsts: Sequence[Sequence[int]], queues: Sequence[Sequence[int]]
+        self, encoded: Sequence[Sequence[int]], queues: Sequence[Sequence[int]]
     ) -> None:
         """Give every slot about to run a prompt the prefix all of them share, computed once."""
         slots = [slot for slot, queue in enumerate(queues) if queue]
         if len(slots) < 2:
             return
+        firsts = [encoded[queues[slot][0]] for slot in slots]
         shared = tuple(firsts[0][: shared_prefix_length(firsts)])
         if len(shared) < SEED_MIN_TOKENS:
             return
